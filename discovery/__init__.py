@@ -1,0 +1,1 @@
+"""Where services are: instances, registries (static, Consul) and self-registration."""

@@ -1,0 +1,1 @@
+"""How to call services safely: load balancers, breakers, retries, timeouts, bulkheads."""
