@@ -1,0 +1,32 @@
+"""The built-in route predicates, by SCG name."""
+
+from __future__ import annotations
+
+from gateway.predicates import (
+    cookie,
+    datetime,
+    header,
+    host,
+    method,
+    path,
+    query,
+    remote_addr,
+    weight,
+)
+from gateway.predicates.base import PredicateFactory
+
+
+def builtin_predicates() -> dict[str, PredicateFactory]:
+    """A new dict on every call, so a caller may add or replace entries freely."""
+    factories = (
+        *datetime.FACTORIES,
+        cookie.FACTORY,
+        header.FACTORY,
+        host.FACTORY,
+        method.FACTORY,
+        path.FACTORY,
+        query.FACTORY,
+        remote_addr.FACTORY,
+        weight.FACTORY,
+    )
+    return {factory.name: factory for factory in factories}

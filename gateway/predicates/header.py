@@ -1,0 +1,146 @@
+"""SCG's ``Header`` predicate: a request header is present, or one of its values matches a Java
+regular expression in full (``String.matches`` semantics).
+
+Also home of ``compile_regexp``, the Java-to-Python regex step the value predicates share
+(``Header``, ``Query``, ``Cookie``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from gateway.config.args import Args
+from gateway.exchange import Exchange
+from gateway.predicates.base import Predicate, PredicateFactory
+from gateway.routing.context import BuildContext
+
+
+def _translate(pattern: str) -> str:
+    """Rewrite the Java-only syntax SCG configs use: ``(?<name>``, ``\\k<name>``, ``\\z``.
+
+    One pass that skips escapes and ``[...]`` sets, so ``\\(?<x>`` and ``[(?<]`` stay literal.
+    """
+    out: list[str] = []
+    i = 0
+    in_set = False
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            nxt = pattern[i + 1]
+            if not in_set and nxt == "k" and pattern.startswith("<", i + 2):
+                end = pattern.find(">", i + 3)
+                if end > 0:
+                    out.append(f"(?P={pattern[i + 3 : end]})")
+                    i = end + 1
+                    continue
+            out.append("\\Z" if nxt == "z" and not in_set else pattern[i : i + 2])
+            i += 2
+            continue
+        if in_set:
+            in_set = ch != "]"
+        elif ch == "[":
+            in_set = True
+            # A ']' right after '[' or '[^' is a literal member, not the end of the set.
+            lead = 2 if pattern.startswith("^", i + 1) else 1
+            if pattern.startswith("]", i + lead):
+                out.append(pattern[i : i + lead + 1])
+                i += lead + 1
+                continue
+        elif pattern.startswith("(?<", i) and not pattern.startswith(("(?<=", "(?<!"), i):
+            out.append("(?P<")
+            i += 3
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Regexp:
+    """A configured Java regex: ``text`` as written (for ``describe``), ``fullmatch`` to test."""
+
+    text: str
+    pattern: re.Pattern[str]
+
+    def fullmatch(self, value: str) -> bool:
+        return self.pattern.fullmatch(value) is not None
+
+
+def compile_regexp(args: Args, name: str, *, required: bool = False) -> Regexp | None:
+    """The Java regex argument ``name``, compiled; None when absent or empty.
+
+    Compiled with ``re.ASCII`` because Java's ``\\w``, ``\\d``, ``\\s`` and case folding are
+    ASCII-only unless the pattern asks otherwise.
+    """
+    text: str | None = args.str(name) if required else args.str(name, None)
+    if text is None or text == "":
+        if required:
+            args.fail(name, "a regular expression is required")
+        return None
+    try:
+        return Regexp(text, re.compile(_translate(text), re.ASCII))
+    except re.error as exc:
+        args.fail(name, f"invalid regular expression {text!r}: {exc}")
+
+
+def split_list(value: str) -> list[str]:
+    """Spring's ``HttpHeaders.getValuesAsList``: split on commas outside double quotes, trim,
+    and unquote quoted elements."""
+    items: list[str] = []
+    current: list[str] = []
+    quoted = False
+    i = 0
+    while i < len(value):
+        ch = value[i]
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "\\" and quoted and i + 1 < len(value):
+            i += 1
+            current.append(value[i])
+        elif ch == "," and not quoted:
+            items.append("".join(current).strip())
+            current = []
+        else:
+            current.append(ch)
+        i += 1
+    items.append("".join(current).strip())
+    return [item for item in items if item]
+
+
+class HeaderPredicate(Predicate):
+    __slots__ = ("header", "regexp")
+
+    def __init__(self, header: str, regexp: Regexp | None) -> None:
+        self.header = header
+        self.regexp = regexp
+
+    def test(self, exchange: Exchange) -> bool:
+        values = exchange.request.headers.get_all(self.header)
+        if not values:
+            return False
+        if self.regexp is None:
+            return True
+        match = self.regexp.fullmatch
+        for value in values:
+            # Current SCG matches each element of a comma-separated list; older releases matched
+            # the whole field. Either counts, so configs written for both keep routing.
+            if match(value) or any(match(item) for item in split_list(value)):
+                return True
+        return False
+
+    def describe(self) -> str:
+        regexp = self.regexp.text if self.regexp is not None else "null"
+        return f"Header: {self.header} regexp={regexp}"
+
+
+def build(args: Args, ctx: BuildContext) -> Predicate:
+    header: str = args.str("header")
+    regexp = compile_regexp(args, "regexp")
+    args.finish()
+    if not header.strip():
+        args.fail("header", "a header name is required")
+    return HeaderPredicate(header.strip(), regexp)
+
+
+FACTORY = PredicateFactory(name="Header", shortcut_fields=("header", "regexp"), build=build)

@@ -1,0 +1,62 @@
+"""SCG's ``Query`` predicate: a query parameter is present, or one of its values matches a Java
+regular expression in full."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote_plus
+
+from gateway.config.args import Args
+from gateway.exchange import Exchange
+from gateway.predicates.base import Predicate, PredicateFactory
+from gateway.predicates.header import Regexp, compile_regexp
+from gateway.routing.context import BuildContext
+
+
+def query_values(query: str, param: str) -> list[str | None]:
+    """Decoded values of ``param`` in a raw query string, as Spring's ``getQueryParams`` sees
+    them: ``+`` is a space, and ``?flag`` (no ``=``) is present with a null value.
+
+    Hand-rolled rather than ``parse_qsl`` only to keep that null, which SCG never matches
+    against a regexp while ``?flag=`` (an empty value) it does.
+    """
+    values: list[str | None] = []
+    for pair in query.split("&"):
+        if not pair:
+            continue
+        raw_name, eq, raw_value = pair.partition("=")
+        if unquote_plus(raw_name) == param:
+            values.append(unquote_plus(raw_value) if eq else None)
+    return values
+
+
+class QueryPredicate(Predicate):
+    __slots__ = ("param", "regexp")
+
+    def __init__(self, param: str, regexp: Regexp | None) -> None:
+        self.param = param
+        self.regexp = regexp
+
+    def test(self, exchange: Exchange) -> bool:
+        query = exchange.request.query
+        if not query:
+            return False
+        values = query_values(query, self.param)
+        if self.regexp is None:
+            return bool(values)
+        return any(value is not None and self.regexp.fullmatch(value) for value in values)
+
+    def describe(self) -> str:
+        regexp = self.regexp.text if self.regexp is not None else "null"
+        return f"Query: param={self.param} regexp={regexp}"
+
+
+def build(args: Args, ctx: BuildContext) -> Predicate:
+    param: str = args.str("param")
+    regexp = compile_regexp(args, "regexp")
+    args.finish()
+    if not param.strip():
+        args.fail("param", "a parameter name is required")
+    return QueryPredicate(param.strip(), regexp)
+
+
+FACTORY = PredicateFactory(name="Query", shortcut_fields=("param", "regexp"), build=build)
