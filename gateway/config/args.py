@@ -9,6 +9,7 @@ keys (``x.0``) or dotted keys (``backoff.factor``); both fold into lists and nes
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Mapping
 from enum import Enum
@@ -71,7 +72,8 @@ def normalize_expanded(args: Mapping[Any, Any]) -> dict[str, Any]:
         if isinstance(value, Mapping):
             value = normalize_expanded(value)
         node[leaf] = value
-    return _lists_from_indexed(out)
+    # Only nested keys fold into lists: the top level always names arguments.
+    return {key: _lists_from_indexed(value) for key, value in out.items()}
 
 
 def _lists_from_indexed(node: Any) -> Any:
@@ -149,13 +151,13 @@ class Args:
     def values(self) -> Mapping[str, Any]:
         return self._values
 
-    def has(self, name: str) -> bool:
+    def has(self, name: builtins.str) -> bool:
         return name in self._values and self._values[name] is not None
 
-    def fail(self, name: str, reason: str) -> NoReturn:
+    def fail(self, name: builtins.str, reason: builtins.str) -> NoReturn:
         raise ConfigError(f"argument {name!r}: {reason}")
 
-    def raw(self, name: str, default: Any = _MISSING) -> Any:
+    def raw(self, name: builtins.str, default: Any = _MISSING) -> Any:
         self._read.add(name)
         value = self._values.get(name)
         if value is None or (isinstance(value, str) and value == "" and default is not _MISSING):
@@ -164,7 +166,7 @@ class Args:
             return default
         return value
 
-    def str(self, name: str, default: Any = _MISSING) -> Any:
+    def str(self, name: builtins.str, default: Any = _MISSING) -> Any:
         value = self.raw(name, default)
         if value is default:
             return value
@@ -174,7 +176,7 @@ class Args:
             return "true" if value else "false"
         return str(value)
 
-    def int(self, name: str, default: Any = _MISSING) -> Any:
+    def int(self, name: builtins.str, default: Any = _MISSING) -> Any:
         value = self.raw(name, default)
         if value is default:
             return value
@@ -185,7 +187,7 @@ class Args:
         except ValueError:
             self.fail(name, f"expected an integer, got {value!r}")
 
-    def float(self, name: str, default: Any = _MISSING) -> Any:
+    def float(self, name: builtins.str, default: Any = _MISSING) -> Any:
         value = self.raw(name, default)
         if value is default:
             return value
@@ -196,7 +198,7 @@ class Args:
         except ValueError:
             self.fail(name, f"expected a number, got {value!r}")
 
-    def bool(self, name: str, default: Any = _MISSING) -> Any:
+    def bool(self, name: builtins.str, default: Any = _MISSING) -> Any:
         value = self.raw(name, default)
         if value is default:
             return value
@@ -205,7 +207,7 @@ class Args:
         except ValueError as exc:
             self.fail(name, str(exc))
 
-    def str_list(self, name: str, default: Any = _MISSING) -> Any:
+    def str_list(self, name: builtins.str, default: Any = _MISSING) -> Any:
         """A list of strings; a single string is split on commas (SCG's list conversion)."""
         value = self.raw(name, default)
         if value is default:
@@ -218,7 +220,9 @@ class Args:
             items = split_shortcut(str(value))
         return [item for item in items if item != ""]
 
-    def duration(self, name: str, default: Any = _MISSING, default_unit: str = "ms") -> Any:
+    def duration(
+        self, name: builtins.str, default: Any = _MISSING, default_unit: builtins.str = "ms"
+    ) -> Any:
         value = self.raw(name, default)
         if value is default:
             return value
@@ -227,7 +231,7 @@ class Args:
         except ValueError as exc:
             self.fail(name, str(exc))
 
-    def data_size(self, name: str, default: Any = _MISSING) -> Any:
+    def data_size(self, name: builtins.str, default: Any = _MISSING) -> Any:
         value = self.raw(name, default)
         if value is default:
             return value
@@ -236,7 +240,7 @@ class Args:
         except ValueError as exc:
             self.fail(name, str(exc))
 
-    def mapping(self, name: str, default: Any = _MISSING) -> Any:
+    def mapping(self, name: builtins.str, default: Any = _MISSING) -> Any:
         value = self.raw(name, default)
         if value is default:
             return value

@@ -1,0 +1,37 @@
+"""The built-in SCG GatewayFilter factories, by SCG name, for the composition root to register."""
+
+from __future__ import annotations
+
+from gateway.filters import (
+    dedupe,
+    host,
+    location,
+    parameters,
+    path,
+    redirect,
+    request_headers,
+    response_headers,
+    secure_headers,
+    size,
+    status,
+)
+from gateway.filters.base import FilterFactory
+
+_MODULES = (
+    request_headers,
+    response_headers,
+    dedupe,
+    path,
+    parameters,
+    status,
+    redirect,
+    size,
+    host,
+    secure_headers,
+    location,
+)
+
+
+def builtin_filters() -> dict[str, FilterFactory]:
+    """A new dict on every call, so callers may add their own factories to it."""
+    return {factory.name: factory for module in _MODULES for factory in module.FACTORIES}

@@ -1,0 +1,76 @@
+"""SetStatus, and the parsing of a status given as a number or a Spring ``HttpStatus`` name
+(shared with RedirectTo)."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+from gateway.config.args import Args
+from gateway.exchange import Exchange, Response
+from gateway.filters.base import FilterFactory, GatewayFilter, SyncFilter
+from gateway.filters.describe import filter_text
+from gateway.routing.context import BuildContext
+
+# Spring's HttpStatus names where they differ from Python's HTTPStatus (both sets accepted).
+_SPRING_NAMES = {
+    "CHECKPOINT": 103,
+    "MOVED_TEMPORARILY": 302,
+    "PAYLOAD_TOO_LARGE": 413,
+    "CONTENT_TOO_LARGE": 413,
+    "URI_TOO_LONG": 414,
+    "I_AM_A_TEAPOT": 418,
+    "INSUFFICIENT_SPACE_ON_RESOURCE": 419,
+    "METHOD_FAILURE": 420,
+    "DESTINATION_LOCKED": 421,
+    "UNPROCESSABLE_CONTENT": 422,
+    "BANDWIDTH_LIMIT_EXCEEDED": 509,
+}
+_NAMES = {status.name: status.value for status in HTTPStatus} | _SPRING_NAMES
+
+
+def parse_status(text: str) -> int:
+    """A number (any 100-599, as SCG keeps unknown codes) or an ``HttpStatus`` name."""
+    text = text.strip()
+    if text.isdigit():
+        code = int(text)
+        if not 100 <= code <= 599:
+            raise ValueError(f"status {code} is outside 100-599")
+        return code
+    code_for_name = _NAMES.get(text.upper())
+    if code_for_name is None:
+        raise ValueError(f"unknown HTTP status {text!r} (use a number or a name like NOT_FOUND)")
+    return code_for_name
+
+
+def status_arg(args: Args, key: str = "status") -> tuple[str, int]:
+    text: str = args.str(key)
+    try:
+        return text, parse_status(text)
+    except ValueError as exc:
+        args.fail(key, str(exc))
+
+
+class SetStatus(SyncFilter):
+    name = "SetStatus"
+
+    def __init__(self, text: str, status: int) -> None:
+        self._text = text
+        self._status = status
+
+    def post(self, exchange: Exchange, response: Response) -> None:
+        if response.status != self._status:
+            response.status = self._status
+            # the upstream's reason phrase described the old status
+            response.reason = None
+
+    def describe(self) -> str:
+        return filter_text(self.name, ("status", self._text))
+
+
+def _build(args: Args, ctx: BuildContext) -> GatewayFilter:
+    text, status = status_arg(args)
+    args.finish()
+    return SetStatus(text, status)
+
+
+FACTORIES: tuple[FilterFactory, ...] = (FilterFactory("SetStatus", ("status",), _build),)
