@@ -1,0 +1,5 @@
+"""``python -m gateway``: the ``meshgate`` command."""
+
+from gateway.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,61 @@
+"""The ``meshgate`` command: ``run`` the gateway (the default) or ``validate`` a route file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from gateway import __version__
+from gateway.errors import ConfigError
+
+EXIT_OK = 0
+EXIT_INVALID = 2  # the same code argparse uses for a bad command line
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="meshgate",
+        description="An API gateway that speaks Spring Cloud Gateway's route language.",
+    )
+    parser.add_argument("--version", action="version", version=f"meshgate {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser(
+        "run", help="run the gateway (the default; settings come from GATEWAY_* variables)"
+    )
+    validate = commands.add_parser(
+        "validate", help="check a route file: every route built, every mistake listed"
+    )
+    validate.add_argument("file", metavar="FILE", help="a YAML or JSON route document")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "validate":
+        return _validate(args.file)
+    # Imported here: running pulls in the whole server, which validating does not need.
+    from gateway.app import main_run
+
+    return main_run()
+
+
+def _validate(path: str) -> int:
+    from gateway.config.validate import ConfigErrors, service_warnings, validate_file
+    from gateway.filters.catalog import builtin_filters
+    from gateway.predicates.catalog import builtin_predicates
+
+    try:
+        config, routes = validate_file(path, builtin_predicates(), builtin_filters())
+    except ConfigErrors as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        print(f"{path}: {len(exc.errors)} error(s)", file=sys.stderr)
+        return EXIT_INVALID
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_INVALID
+    for warning in service_warnings(config):
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"{path}: OK ({len(routes)} routes, {len(config.services)} services)")
+    return EXIT_OK

@@ -1,0 +1,155 @@
+"""One predicate or filter entry of a route, as written, to its definition.
+
+SCG accepts two spellings of the same thing:
+
+- shortcut: ``Name=value1, value2`` — the name runs to the first ``=``, the rest is split on
+  commas and the values are mapped to argument names by the factory's ``shortcut_fields`` and
+  ``shortcut_type`` (a name with no ``=``, such as ``PreserveHostHeader``, has no arguments);
+- expanded: ``{name: Name, args: {field: value, list.0: value, nested.key: value}}``.
+
+Both come out as the same ``PredicateDefinition``/``FilterDefinition`` with normalised args, so
+everything after this point sees one shape. Names are case-sensitive, as in SCG; an unknown name
+is reported with the close matches.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from gateway.config.args import (
+    ShortcutType,
+    normalize_expanded,
+    normalize_shortcut,
+    split_shortcut,
+)
+from gateway.config.schema import FilterDefinition, PredicateDefinition
+from gateway.errors import ConfigError
+
+
+class ShortcutSpec(Protocol):
+    """What parsing needs from a factory: how positional shortcut values map to names.
+    ``PredicateFactory`` and ``FilterFactory`` both fit."""
+
+    @property
+    def shortcut_fields(self) -> tuple[str, ...]: ...
+
+    @property
+    def shortcut_type(self) -> ShortcutType: ...
+
+
+_EXPANDED_KEYS = ("name", "args")
+
+
+def suggest(name: str, known: Iterable[str], limit: int = 3) -> list[str]:
+    """Known names close to ``name``; a case-only difference always comes first."""
+    candidates = list(known)
+    folded = [c for c in candidates if c.lower() == name.lower() and c != name]
+    close = difflib.get_close_matches(name, candidates, n=limit, cutoff=0.6)
+    return (folded + [c for c in close if c not in folded])[:limit]
+
+
+def unknown_name(kind: str, name: str, known: Iterable[str]) -> ConfigError:
+    """``unknown filter 'StripPrefx' (did you mean StripPrefix?)``"""
+    matches = suggest(name, known)
+    hint = f" (did you mean {' or '.join(matches)}?)" if matches else ""
+    return ConfigError(f"unknown {kind} {name!r}{hint}")
+
+
+def entry_name(entry: object) -> str | None:
+    """The name an entry gives itself, if it can be read at all: for error locations, so a
+    broken entry is still called by its name."""
+    if isinstance(entry, str):
+        name = entry.split("=", 1)[0].strip()
+        return name or None
+    if isinstance(entry, Mapping):
+        value = entry.get("name")
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def parse_entry(
+    entry: object, factories: Mapping[str, ShortcutSpec], kind: str
+) -> tuple[str, dict[str, Any]]:
+    """``(name, normalised args)`` of one entry; ``kind`` ("predicate"/"filter") is for
+    messages. Raises ``ConfigError`` without a location: the caller knows where the entry is."""
+    if isinstance(entry, str):
+        return _parse_shortcut(entry, factories, kind)
+    if isinstance(entry, Mapping):
+        return _parse_expanded(entry, factories, kind)
+    raise ConfigError(
+        f"expected a {kind} as 'Name=arguments' or as a mapping with name and args, "
+        f"got {describe_value(entry)}"
+    )
+
+
+def parse_predicate(entry: object, factories: Mapping[str, ShortcutSpec]) -> PredicateDefinition:
+    name, args = parse_entry(entry, factories, "predicate")
+    return PredicateDefinition(name=name, args=args)
+
+
+def parse_filter(entry: object, factories: Mapping[str, ShortcutSpec]) -> FilterDefinition:
+    name, args = parse_entry(entry, factories, "filter")
+    return FilterDefinition(name=name, args=args)
+
+
+def _lookup(name: str, factories: Mapping[str, ShortcutSpec], kind: str) -> ShortcutSpec:
+    factory = factories.get(name)
+    if factory is None:
+        raise unknown_name(kind, name, factories)
+    return factory
+
+
+def _parse_shortcut(
+    text: str, factories: Mapping[str, ShortcutSpec], kind: str
+) -> tuple[str, dict[str, Any]]:
+    name, sep, rest = text.partition("=")
+    name = name.strip()
+    if not name:
+        raise ConfigError(f"{kind} {text!r} has no name before '='")
+    factory = _lookup(name, factories, kind)
+    values = split_shortcut(rest) if sep else []
+    return name, normalize_shortcut(values, factory.shortcut_fields, factory.shortcut_type)
+
+
+def _parse_expanded(
+    entry: Mapping[Any, Any], factories: Mapping[str, ShortcutSpec], kind: str
+) -> tuple[str, dict[str, Any]]:
+    unknown = [str(key) for key in entry if key not in _EXPANDED_KEYS]
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {', '.join(map(repr, unknown))} in expanded {kind} "
+            f"(allowed: {', '.join(_EXPANDED_KEYS)})"
+        )
+    raw_name = entry.get("name")
+    if not isinstance(raw_name, str) or not raw_name.strip():
+        raise ConfigError(f"expanded {kind} needs a name, got {describe_value(raw_name)}")
+    name = raw_name.strip()
+    _lookup(name, factories, kind)
+    raw_args = entry.get("args")
+    if raw_args is None:
+        return name, {}
+    if not isinstance(raw_args, Mapping):
+        raise ConfigError(
+            f"args must be a mapping of argument names to values, got {describe_value(raw_args)}"
+        )
+    return name, normalize_expanded(raw_args)
+
+
+def describe_value(value: object) -> str:
+    """A short, user-facing description of a YAML value of the wrong type."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, int | float):
+        return f"a number ({value!r})"
+    if isinstance(value, str):
+        return f"a string ({value!r})"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return type(value).__name__

@@ -1,0 +1,174 @@
+"""Route definitions to built routes: every predicate and filter through its factory.
+
+Each route gets its own ``BuildContext`` (its ``route_id`` set) copied from one base context, so
+all routes of a table share one ``WeightGroups``. Default filters are built per route, as SCG
+does, because a filter may keep per-route state. ``Route.handler`` stays unset: compiling the
+chain is the composition root's job.
+
+Errors are collected across the whole config and raised together as ``ConfigErrors``, each with
+its place in the document (``routes.yml: routes[2] (orders) filters[0] (RewritePath): ...``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import TypeVar
+
+from gateway.config.args import Args
+from gateway.config.loader import DocumentLayout, ErrorCollector
+from gateway.config.schema import FilterDefinition, GatewayConfig, PredicateDefinition
+from gateway.config.shortcut import unknown_name
+from gateway.errors import ConfigError
+from gateway.filters.base import FilterFactory, GatewayFilter
+from gateway.predicates.base import Predicate, PredicateFactory
+from gateway.routing.context import BuildContext
+from gateway.routing.route import Route, RouteUri
+
+ContextFactory = Callable[[], BuildContext]
+
+_T = TypeVar("_T")
+
+
+def scg_filter_order(default_filters: Sequence[_T], route_filters: Sequence[_T]) -> list[_T]:
+    """SCG's merge: each list's filters get their 1-based index as order, then the two lists,
+    default filters first, are stable-sorted by it — so default[0], route[0], default[1],
+    route[1], … and the longer list's tail last."""
+    ordered = [(i + 1, f) for i, f in enumerate(default_filters)]
+    ordered += [(i + 1, f) for i, f in enumerate(route_filters)]
+    ordered.sort(key=lambda item: item[0])
+    return [f for _, f in ordered]
+
+
+def build_predicate(
+    definition: PredicateDefinition,
+    factories: Mapping[str, PredicateFactory],
+    ctx: BuildContext,
+) -> Predicate:
+    factory = factories.get(definition.name)
+    if factory is None:
+        raise unknown_name("predicate", definition.name, factories)
+    args = Args(definition.args)
+    predicate = factory.build(args, ctx)
+    args.finish()
+    return predicate
+
+
+def build_filter(
+    definition: FilterDefinition,
+    factories: Mapping[str, FilterFactory],
+    ctx: BuildContext,
+) -> GatewayFilter:
+    factory = factories.get(definition.name)
+    if factory is None:
+        raise unknown_name("filter", definition.name, factories)
+    args = Args(definition.args)
+    gateway_filter = factory.build(args, ctx)
+    args.finish()
+    return gateway_filter
+
+
+def build_routes(
+    config: GatewayConfig,
+    predicates: Mapping[str, PredicateFactory],
+    filters: Mapping[str, FilterFactory],
+    ctx_factory: ContextFactory | None = None,
+    *,
+    layout: DocumentLayout | None = None,
+) -> list[Route]:
+    """Build every route of ``config`` in file order. Raises ``ConfigErrors`` listing every
+    predicate, filter and URI that failed. ``ctx_factory`` is called once; ``layout`` (from
+    the loader) makes error locations match a nested or partly broken document."""
+    errors = ErrorCollector(config.source)
+    routes = collect_routes(config, predicates, filters, ctx_factory, layout=layout, errors=errors)
+    errors.raise_if_any()
+    return routes
+
+
+def collect_routes(
+    config: GatewayConfig,
+    predicates: Mapping[str, PredicateFactory],
+    filters: Mapping[str, FilterFactory],
+    ctx_factory: ContextFactory | None = None,
+    *,
+    layout: DocumentLayout | None = None,
+    errors: ErrorCollector,
+) -> list[Route]:
+    """``build_routes`` that adds its errors to ``errors`` instead of raising, and returns the
+    routes that built cleanly."""
+    layout = layout or DocumentLayout.of(config)
+    base = ctx_factory() if ctx_factory is not None else BuildContext()
+    base = replace(base, known_services=base.known_services | frozenset(config.services))
+    reported_defaults: set[int] = set()
+
+    def defaults_for(ctx: BuildContext) -> list[GatewayFilter] | None:
+        built: list[GatewayFilter] = []
+        ok = True
+        for position, definition in enumerate(config.default_filters):
+            try:
+                built.append(build_filter(definition, filters, ctx))
+            except ConfigError as exc:
+                ok = False
+                # The same default filter fails the same way for every route: report it once.
+                if position not in reported_defaults:
+                    reported_defaults.add(position)
+                    errors.add(
+                        exc,
+                        layout.default_filter_label(position, definition.name),
+                        key=layout.default_filter_key(position),
+                    )
+        return built if ok else None
+
+    if not config.routes:
+        defaults_for(base)  # nothing uses them yet, but a mistake is still a mistake
+
+    routes: list[Route] = []
+    seen: set[str] = set()
+    for position, definition in enumerate(config.routes):
+        label = layout.route_label(position, definition.id)
+        key = layout.route_key(position)
+        ctx = replace(base, route_id=definition.id)
+        ok = True
+        if definition.id in seen:
+            errors.add(ConfigError(f"duplicate id {definition.id!r}"), label, key=key)
+            ok = False
+        seen.add(definition.id)
+
+        uri: RouteUri | None = None
+        try:
+            uri = RouteUri.parse(definition.uri)
+        except ConfigError as exc:
+            errors.add(exc, label, "uri", key=key)
+
+        built_predicates: list[Predicate] = []
+        for index, predicate_definition in enumerate(definition.predicates):
+            try:
+                built_predicates.append(build_predicate(predicate_definition, predicates, ctx))
+            except ConfigError as exc:
+                ok = False
+                item = f"predicates[{index}] ({predicate_definition.name})"
+                errors.add(exc, label, item, key=key)
+
+        defaults = defaults_for(ctx)
+        own: list[GatewayFilter] = []
+        for index, filter_definition in enumerate(definition.filters):
+            try:
+                own.append(build_filter(filter_definition, filters, ctx))
+            except ConfigError as exc:
+                ok = False
+                errors.add(exc, label, f"filters[{index}] ({filter_definition.name})", key=key)
+
+        if not ok or uri is None or defaults is None:
+            continue
+        routes.append(
+            Route(
+                id=definition.id,
+                uri=uri,
+                order=definition.order,
+                predicates=tuple(built_predicates),
+                filters=tuple(scg_filter_order(defaults, own)),
+                metadata=definition.metadata,
+                definition=definition,
+            )
+        )
+    return routes

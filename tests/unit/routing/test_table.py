@@ -1,0 +1,156 @@
+"""RouteTable: match order, catch-all routes, captured variables."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.config.schema import RouteDefinition
+from gateway.errors import ConfigError
+from gateway.exchange import Exchange, Request
+from gateway.headers import Headers
+from gateway.predicates.base import Predicate
+from gateway.routing.route import Route, RouteUri
+from gateway.routing.table import RouteTable
+
+
+class PathPrefix(Predicate):
+    """Matches a path prefix and captures the next segment as ``var``."""
+
+    def __init__(self, prefix: str, var: str = "segment") -> None:
+        self.prefix = prefix
+        self.var = var
+
+    def test(self, exchange: Exchange) -> bool:
+        path = exchange.request.path
+        if not path.startswith(self.prefix):
+            return False
+        exchange.uri_variables[self.var] = path[len(self.prefix) :].split("/")[0]
+        return True
+
+    def describe(self) -> str:
+        return f"Paths: [{self.prefix}**]"
+
+
+class MethodIs(Predicate):
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.calls = 0
+
+    def test(self, exchange: Exchange) -> bool:
+        self.calls += 1
+        return exchange.request.method == self.method
+
+    def describe(self) -> str:
+        return f"Methods: [{self.method}]"
+
+
+def make_route(route_id: str, *predicates: Predicate, order: int = 0) -> Route:
+    uri = "http://localhost:8080"
+    return Route(
+        id=route_id,
+        uri=RouteUri.parse(uri),
+        order=order,
+        predicates=predicates,
+        filters=(),
+        metadata={},
+        definition=RouteDefinition(id=route_id, uri=uri, order=order),
+    )
+
+
+def exchange(path: str = "/", method: str = "GET") -> Exchange:
+    return Exchange(
+        request=Request(method=method, path=path, query="", headers=Headers()),
+        client_host="127.0.0.1",
+        client_port=50000,
+        server_host="127.0.0.1",
+        server_port=8080,
+    )
+
+
+def test_routes_sorted_by_order_then_file_order() -> None:
+    routes = [
+        make_route("a", order=1),
+        make_route("b", order=-1),
+        make_route("c", order=1),
+        make_route("d"),
+        make_route("e", order=-1),
+    ]
+    table = RouteTable(routes)
+    assert [route.id for route in table.routes] == ["b", "e", "d", "a", "c"]
+    assert [route.id for route in table] == ["b", "e", "d", "a", "c"]
+    assert len(table) == 5
+
+
+def test_first_matching_route_wins() -> None:
+    table = RouteTable(
+        [
+            make_route("orders", PathPrefix("/orders/")),
+            make_route("users", PathPrefix("/users/")),
+            make_route("users-late", PathPrefix("/users/"), order=10),
+        ]
+    )
+    assert table.match(exchange("/users/7")) is table.get("users")
+    assert table.match(exchange("/orders/1")) is table.get("orders")
+    assert table.match(exchange("/other")) is None
+
+
+def test_order_beats_file_order() -> None:
+    table = RouteTable(
+        [make_route("late", PathPrefix("/a")), make_route("early", PathPrefix("/a"), order=-5)]
+    )
+    matched = table.match(exchange("/a"))
+    assert matched is not None
+    assert matched.id == "early"
+
+
+def test_route_without_predicates_matches_everything() -> None:
+    table = RouteTable([make_route("orders", PathPrefix("/orders/")), make_route("catch-all")])
+    matched = table.match(exchange("/anything", "DELETE"))
+    assert matched is not None
+    assert matched.id == "catch-all"
+
+
+def test_all_predicates_must_hold() -> None:
+    post = MethodIs("POST")
+    table = RouteTable([make_route("post-orders", PathPrefix("/orders/"), post)])
+    assert table.match(exchange("/orders/1", "GET")) is None
+    assert table.match(exchange("/orders/1", "POST")) is table.get("post-orders")
+    assert table.match(exchange("/users/1", "POST")) is None
+    assert post.calls == 2  # not evaluated once the path did not match
+
+
+def test_failed_route_captures_do_not_leak() -> None:
+    table = RouteTable(
+        [
+            make_route("post-only", PathPrefix("/orders/", "id"), MethodIs("POST")),
+            make_route("by-segment", PathPrefix("/orders/", "segment")),
+        ]
+    )
+    ex = exchange("/orders/42", "GET")
+    assert table.match(ex) is table.get("by-segment")
+    assert ex.uri_variables == {"segment": "42"}
+
+
+def test_no_match_leaves_no_captures() -> None:
+    table = RouteTable([make_route("post-only", PathPrefix("/orders/"), MethodIs("POST"))])
+    ex = exchange("/orders/42", "GET")
+    ex.uri_variables["stale"] = "x"
+    assert table.match(ex) is None
+    assert ex.uri_variables == {}
+
+
+def test_get_by_id() -> None:
+    table = RouteTable([make_route("a"), make_route("b")])
+    assert table.get("b") is table.routes[1]
+    assert table.get("zzz") is None
+
+
+def test_empty_table() -> None:
+    table = RouteTable([])
+    assert table.routes == ()
+    assert table.match(exchange()) is None
+
+
+def test_duplicate_ids_are_refused() -> None:
+    with pytest.raises(ConfigError, match="duplicate route id 'a'"):
+        RouteTable([make_route("a"), make_route("a", order=1)])
