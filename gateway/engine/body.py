@@ -1,0 +1,154 @@
+"""A body streamed by callbacks from a parser to whoever consumes it.
+
+The same class carries a client's request body to the upstream and an upstream's response body
+to the client. Until a consumer attaches, chunks are buffered up to ``high_water`` and then the
+producing transport stops reading; once attached, chunks go straight through and back-pressure is
+the consumer's ``pause``/``resume``. No coroutine or future per chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from gateway.exchange import BodySink
+
+DEFAULT_HIGH_WATER = 256 * 1024
+
+
+class StreamBody:
+    __slots__ = (
+        "_abort_cb",
+        "_buffer",
+        "_buffered",
+        "_ended",
+        "_error",
+        "_length",
+        "_on_start",
+        "_pause_cb",
+        "_paused_for_buffer",
+        "_received",
+        "_resume_cb",
+        "_sink",
+        "high_water",
+    )
+
+    def __init__(
+        self,
+        length: int | None,
+        *,
+        pause_reading: Callable[[], None],
+        resume_reading: Callable[[], None],
+        abort: Callable[[], None],
+        on_start: Callable[[], None] | None = None,
+        high_water: int = DEFAULT_HIGH_WATER,
+    ) -> None:
+        self._length = length
+        self._pause_cb = pause_reading
+        self._resume_cb = resume_reading
+        self._abort_cb = abort
+        self._on_start = on_start
+        self.high_water = high_water
+        self._sink: BodySink | None = None
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._received = 0
+        self._ended = False
+        self._error: BaseException | None = None
+        self._paused_for_buffer = False
+
+    # -- BodySource -----------------------------------------------------------------------------
+    @property
+    def length(self) -> int | None:
+        return self._length
+
+    @property
+    def complete(self) -> bool:
+        return self._ended
+
+    @property
+    def started(self) -> bool:
+        return self._sink is not None
+
+    @property
+    def received(self) -> int:
+        return self._received
+
+    def start(self, sink: BodySink) -> None:
+        if self._sink is not None:
+            raise RuntimeError("body already consumed")
+        self._sink = sink
+        if self._on_start is not None:
+            self._on_start()
+        buffered, self._buffer, self._buffered = self._buffer, [], 0
+        for piece in buffered:
+            sink.on_data(piece)
+        if self._error is not None:
+            sink.on_error(self._error)
+        elif self._ended:
+            sink.on_end()
+        elif self._paused_for_buffer:
+            self._paused_for_buffer = False
+            self._resume_cb()
+
+    def pause(self) -> None:
+        self._pause_cb()
+
+    def resume(self) -> None:
+        self._resume_cb()
+
+    def abort(self) -> None:
+        self._buffer.clear()
+        self._buffered = 0
+        if not self._ended:
+            self._abort_cb()
+
+    def discard(self) -> None:
+        """Drop what is buffered and whatever still arrives (the request was answered without
+        reading its body). The connection stays usable if the body ends normally."""
+        self._buffer.clear()
+        self._buffered = 0
+        self._sink = _DISCARD
+        if self._paused_for_buffer:
+            self._paused_for_buffer = False
+            self._resume_cb()
+
+    # -- producer side (parser callbacks) ---------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        self._received += len(data)
+        sink = self._sink
+        if sink is not None:
+            sink.on_data(data)
+            return
+        self._buffer.append(data)
+        self._buffered += len(data)
+        if self._buffered >= self.high_water and not self._paused_for_buffer:
+            self._paused_for_buffer = True
+            self._pause_cb()
+
+    def feed_end(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        if self._sink is not None:
+            self._sink.on_end()
+
+    def feed_error(self, exc: BaseException) -> None:
+        if self._ended or self._error is not None:
+            return
+        self._error = exc
+        if self._sink is not None:
+            self._sink.on_error(exc)
+
+
+class _Discard:
+    def on_data(self, chunk: bytes) -> None:
+        return None
+
+    def on_end(self) -> None:
+        return None
+
+    def on_error(self, exc: BaseException) -> None:
+        return None
+
+
+_DISCARD = _Discard()

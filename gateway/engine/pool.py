@@ -1,0 +1,118 @@
+"""Keep-alive connection pool for upstreams, one per event loop (per worker process).
+
+Idle connections are kept LIFO per (host, port, tls) — the most recently used one is the least
+likely to have been closed by the upstream's own idle timeout — and each is closed after
+``idle_timeout`` unused. A connection is returned only after a complete response *and* a fully
+sent request; anything else is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections import deque
+from dataclasses import dataclass
+
+from gateway.engine.upstream import UpstreamProtocol
+from gateway.errors import UpstreamConnectError, UpstreamTimeout
+
+PoolKey = tuple[str, int, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    connect_timeout: float = 5.0
+    idle_timeout: float = 30.0
+    max_idle_per_host: int = 128
+
+
+class ConnectionPool:
+    def __init__(self, settings: PoolSettings, ssl_context: ssl.SSLContext | None = None) -> None:
+        self._settings = settings
+        self._ssl = ssl_context
+        self._idle: dict[PoolKey, deque[UpstreamProtocol]] = {}
+        self._closed = False
+
+    @property
+    def settings(self) -> PoolSettings:
+        return self._settings
+
+    def idle_count(self, key: PoolKey | None = None) -> int:
+        if key is not None:
+            return len(self._idle.get(key, ()))
+        return sum(len(q) for q in self._idle.values())
+
+    async def acquire(
+        self, host: str, port: int, secure: bool, connect_timeout: float | None = None
+    ) -> tuple[UpstreamProtocol, bool]:
+        """A ready connection and whether it was reused from the pool."""
+        key = (host, port, secure)
+        idle = self._idle.get(key)
+        while idle:
+            conn = idle.pop()
+            if conn.idle_timer is not None:
+                conn.idle_timer.cancel()
+                conn.idle_timer = None
+            if conn.usable:
+                return conn, True
+        return await self._connect(key, connect_timeout or self._settings.connect_timeout), False
+
+    async def _connect(self, key: PoolKey, timeout: float) -> UpstreamProtocol:
+        host, port, secure = key
+        loop = asyncio.get_running_loop()
+        ssl_context: ssl.SSLContext | None = None
+        if secure:
+            if self._ssl is None:
+                self._ssl = ssl.create_default_context()
+            ssl_context = self._ssl
+        try:
+            async with asyncio.timeout(timeout):
+                _, protocol = await loop.create_connection(
+                    lambda: UpstreamProtocol(self, key),
+                    host,
+                    port,
+                    ssl=ssl_context,
+                    server_hostname=host if secure else None,
+                )
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"connect to {host}:{port} timed out after {timeout:g}s") from exc
+        except (OSError, ssl.SSLError) as exc:
+            raise UpstreamConnectError(f"cannot connect to {host}:{port}: {exc}") from exc
+        return protocol
+
+    def release(self, conn: UpstreamProtocol) -> None:
+        if self._closed or not conn.usable:
+            conn.close()
+            return
+        idle = self._idle.setdefault(conn.key, deque())
+        if len(idle) >= self._settings.max_idle_per_host:
+            conn.close()
+            return
+        idle.append(conn)
+        loop = asyncio.get_running_loop()
+        conn.idle_timer = loop.call_later(self._settings.idle_timeout, self._expire, conn)
+
+    def _expire(self, conn: UpstreamProtocol) -> None:
+        conn.idle_timer = None
+        self.forget(conn)
+        conn.close()
+
+    def forget(self, conn: UpstreamProtocol) -> None:
+        """Drop a connection from the idle set (it closed or expired)."""
+        idle = self._idle.get(conn.key)
+        if idle is not None:
+            with contextlib.suppress(ValueError):
+                idle.remove(conn)
+        if conn.idle_timer is not None:
+            conn.idle_timer.cancel()
+            conn.idle_timer = None
+
+    def close(self) -> None:
+        self._closed = True
+        for idle in self._idle.values():
+            for conn in idle:
+                if conn.idle_timer is not None:
+                    conn.idle_timer.cancel()
+                conn.close()
+        self._idle.clear()

@@ -1,0 +1,376 @@
+"""The upstream side of the data plane: one ``asyncio.Protocol`` per pooled keep-alive connection,
+responses parsed by httptools. A request is sent with ``send``; the returned future resolves at
+the response head, and the body then streams through a ``StreamBody`` with back-pressure.
+
+This is the only place that sees upstream sockets, so every socket/parser failure is mapped here
+to the gateway's own errors (``raise ... from exc``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, cast
+
+import httptools
+
+from gateway.engine.body import StreamBody
+from gateway.engine.framing import HOP_BY_HOP, LAST_CHUNK, chunk
+from gateway.engine.upgrade import Tunnel
+from gateway.errors import UpstreamProtocolError, UpstreamTimeout
+from gateway.exchange import BodySource, Response
+from gateway.headers import Headers
+
+if TYPE_CHECKING:
+    from gateway.engine.pool import ConnectionPool, PoolKey
+
+log = logging.getLogger("meshgate.upstream")
+
+
+class ConnectionLostBeforeResponse(UpstreamProtocolError):
+    """The connection died before any byte of the response arrived. On a reused connection with
+    nothing sent from the request body this is safe to retry once on a fresh connection (the
+    upstream most likely closed an idle keep-alive connection as we picked it)."""
+
+
+def strip_hop_by_hop(
+    raw: list[tuple[bytes, bytes]], keep_upgrade: bool = False
+) -> list[tuple[bytes, bytes]]:
+    """Remove hop-by-hop fields and every field named in ``Connection`` (RFC 9110 §7.6.1)."""
+    named: set[bytes] = set()
+    for name, value in raw:
+        if name.lower() == b"connection":
+            named.update(token.strip().lower() for token in value.split(b","))
+    drop = HOP_BY_HOP | named
+    if keep_upgrade:
+        drop = drop - {b"upgrade", b"connection"}
+    return [item for item in raw if item[0].lower() not in drop]
+
+
+class UpstreamProtocol(asyncio.Protocol):
+    def __init__(self, pool: ConnectionPool, key: PoolKey) -> None:
+        self.key = key
+        self._pool = pool
+        self._loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._future: asyncio.Future[Response] | None = None
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body: StreamBody | None = None
+        self._request_body: BodySource | None = None
+        self._head_request = False
+        self._upgrade = False
+        self._interim = False
+        self._close_delimited = False
+        self._keep_alive = True
+        self._request_done = True
+        self._response_done = True
+        self._got_bytes = False
+        self._timeout = 0.0
+        self._last_read = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._tunnel: Tunnel | None = None
+        self._switching: Response | None = None
+        self.closed = False
+        self.requests = 0
+        self.idle_timer: asyncio.TimerHandle | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement the interface without subclassing asyncio.Transport.
+        transport = cast(asyncio.Transport, transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=256 * 1024, low=64 * 1024)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._cancel_timer()
+        self._pool.forget(self)
+        if self._tunnel is not None:
+            self._tunnel.upstream_lost()
+            return
+        future = self._future
+        if future is not None and not future.done():
+            if self._got_bytes:
+                future.set_exception(
+                    UpstreamProtocolError("upstream closed the connection mid-response")
+                )
+            else:
+                future.set_exception(
+                    ConnectionLostBeforeResponse("upstream closed the connection before responding")
+                )
+        elif self._body is not None and not self._response_done:
+            if self._close_delimited:
+                self._response_done = True
+                self._body.feed_end()
+            else:
+                self._body.feed_error(UpstreamProtocolError("upstream closed mid-body"))
+        self._future = None
+
+    def eof_received(self) -> bool | None:
+        if self._tunnel is not None:
+            return self._tunnel.upstream_eof()
+        return None
+
+    def pause_writing(self) -> None:
+        if self._tunnel is not None:
+            self._tunnel.upstream_write_paused()
+        elif self._request_body is not None:
+            self._request_body.pause()
+
+    def resume_writing(self) -> None:
+        if self._tunnel is not None:
+            self._tunnel.upstream_write_resumed()
+        elif self._request_body is not None:
+            self._request_body.resume()
+
+    @property
+    def usable(self) -> bool:
+        transport = self.transport
+        return not self.closed and transport is not None and not transport.is_closing()
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- sending -----------------------------------------------------------------------------------
+    def send(
+        self,
+        head: bytes,
+        body: BodySource | None,
+        *,
+        chunked: bool,
+        head_request: bool,
+        upgrade: bool,
+        response_timeout: float,
+    ) -> asyncio.Future[Response]:
+        transport = self.transport
+        assert transport is not None
+        self.requests += 1
+        self._future = future = self._loop.create_future()
+        self._headers = []
+        self._body = None
+        self._head_request = head_request
+        self._upgrade = upgrade
+        self._interim = False
+        self._close_delimited = False
+        self._keep_alive = True
+        self._got_bytes = False
+        self._response_done = False
+        self._request_done = body is None
+        self._request_body = body
+        self._timeout = response_timeout
+        self._last_read = self._loop.time()
+        self._timer = self._loop.call_later(response_timeout, self._on_timeout)
+        transport.write(head)
+        if body is not None:
+            body.start(_RequestWriter(self, chunked))
+        return future
+
+    def _request_sent(self) -> None:
+        self._request_done = True
+        self._request_body = None
+        self._maybe_release()
+
+    def _request_failed(self, exc: BaseException) -> None:
+        # The client's body broke off: this upstream request can never be completed.
+        self._request_body = None
+        future = self._future
+        if future is not None and not future.done():
+            future.set_exception(UpstreamProtocolError(f"request body aborted: {exc}"))
+        self.abort()
+
+    # -- reading -----------------------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        if self._tunnel is not None:
+            self._tunnel.from_upstream(data)
+            return
+        if self._future is None and self._response_done:
+            # Bytes on an idle connection: the peer is confused; this connection is done.
+            self.abort()
+            return
+        self._got_bytes = True
+        self._last_read = self._loop.time()
+        parser = self._parser
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            offset = exc.args[0] if exc.args else len(data)
+            self._start_tunnel(data[offset:])
+        except httptools.HttpParserError as exc:
+            self._fail(UpstreamProtocolError(f"invalid response from upstream: {exc}"))
+
+    def on_message_begin(self) -> None:
+        self._headers = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        status = parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self._interim = True  # 100 Continue / 103 Early Hints: wait for the final answer
+            return
+        self._keep_alive = bool(parser.should_keep_alive())
+        raw = self._headers
+        if status == 101:
+            if not self._upgrade:
+                self._fail(UpstreamProtocolError("upstream switched protocols unasked"))
+                return
+            # The body of a 101 is the spliced connection, handed over when llhttp stops at the
+            # upgrade; until then nothing on this connection counts as a response body.
+            self._response_done = True
+            self._switching = Response(status, Headers(strip_hop_by_hop(raw, keep_upgrade=True)))
+            return
+        if self._upgrade:
+            self._keep_alive = False  # refused upgrade: don't reuse a connection we asked to switch
+        headers = strip_hop_by_hop(raw)
+        no_body = self._head_request or status in (204, 304)
+        body: bytes | StreamBody
+        if no_body:
+            body = b""
+            self._response_done = True
+            if self._head_request:
+                # llhttp would wait for Content-Length bytes after a HEAD: start a fresh parser.
+                self._parser = httptools.HttpResponseParser(self)
+        else:
+            length = _content_length(raw)
+            chunked = any(n.lower() == b"transfer-encoding" for n, _ in raw)
+            if length is None and not chunked:
+                self._close_delimited = True
+                self._keep_alive = False
+            body = self._body = StreamBody(
+                None if chunked else length,
+                pause_reading=self._pause_reading,
+                resume_reading=self._resume_reading,
+                abort=self.abort,
+            )
+        self._resolve(Response(status, Headers(headers), body))
+        if no_body:
+            self._maybe_release()
+
+    def on_body(self, data: bytes) -> None:
+        if self._body is not None:
+            self._body.feed(data)
+
+    def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            return
+        if self._response_done:
+            return  # HEAD / 204 / 304: already complete at the head
+        self._response_done = True
+        self._cancel_timer()
+        body = self._body
+        if body is not None:
+            body.feed_end()
+        self._maybe_release()
+
+    # -- internals ---------------------------------------------------------------------------------
+    def _resolve(self, response: Response) -> None:
+        future = self._future
+        if future is not None and not future.done():
+            future.set_result(response)
+        self._future = None
+        if self._response_done:
+            self._cancel_timer()
+
+    def _fail(self, exc: Exception) -> None:
+        future = self._future
+        self._future = None
+        if future is not None and not future.done():
+            future.set_exception(exc)
+        elif self._body is not None:
+            self._body.feed_error(exc)
+        self.abort()
+
+    def _start_tunnel(self, rest: bytes) -> None:
+        transport = self.transport
+        assert transport is not None
+        self._cancel_timer()
+        response = self._switching
+        self._switching = None
+        if response is None:
+            self._fail(UpstreamProtocolError("upstream switched protocols without a 101"))
+            return
+        transport.pause_reading()  # until the client side is attached
+        self._tunnel = Tunnel(transport, rest)
+        response.body = self._tunnel
+        self._resolve(response)
+
+    def _maybe_release(self) -> None:
+        if self._response_done and self._request_done:
+            self._cancel_timer()
+            if self._keep_alive and self._tunnel is None:
+                self._pool.release(self)
+            else:
+                self.close()
+        elif self._response_done and not self._request_done:
+            # The upstream answered before reading the whole request: it can't be reused.
+            self._keep_alive = False
+
+    def _pause_reading(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    def _on_timeout(self) -> None:
+        """Response timeout: time to the response head, then the longest silence in the body."""
+        self._timer = None
+        if self._response_done or self.closed:
+            return
+        idle = self._loop.time() - self._last_read
+        if self._future is None and idle < self._timeout:
+            self._timer = self._loop.call_at(self._last_read + self._timeout, self._on_timeout)
+            return
+        self._fail(UpstreamTimeout(f"upstream did not respond within {self._timeout:g}s"))
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def _content_length(raw: list[tuple[bytes, bytes]]) -> int | None:
+    for name, value in raw:
+        if name.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+class _RequestWriter:
+    """Streams the client's request body to the upstream, re-chunking when it was chunked."""
+
+    __slots__ = ("_chunked", "_conn")
+
+    def __init__(self, conn: UpstreamProtocol, chunked: bool) -> None:
+        self._conn = conn
+        self._chunked = chunked
+
+    def on_data(self, data: bytes) -> None:
+        transport = self._conn.transport
+        if not data or transport is None or transport.is_closing():
+            return
+        transport.write(chunk(data) if self._chunked else data)
+
+    def on_end(self) -> None:
+        transport = self._conn.transport
+        if self._chunked and transport is not None and not transport.is_closing():
+            transport.write(LAST_CHUNK)
+        self._conn._request_sent()
+
+    def on_error(self, exc: BaseException) -> None:
+        self._conn._request_failed(exc)
