@@ -1,0 +1,242 @@
+"""Composition root: settings → registries → routes → data plane + management port.
+
+Nothing else wires objects together; every resource created here is closed in ``stop``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from discovery.static import StaticRegistry
+from gateway.config.validate import ConfigErrors
+from gateway.engine.pool import ConnectionPool, PoolSettings
+from gateway.engine.server import HttpServerProtocol, ServerLimits, ServerState
+from gateway.errors import ConfigError
+from gateway.filters.catalog import builtin_filters
+from gateway.forwarded import ForwardedHeaders
+from gateway.forwarder import Forwarder
+from gateway.management.actuator import build_management_app
+from gateway.observability.logs import configure_logging
+from gateway.pipeline import Dispatcher, error_response
+from gateway.predicates.catalog import builtin_predicates
+from gateway.request_id import request_id_factory
+from gateway.routing.manager import RouteManager, RouteSnapshot, instances_of
+from gateway.routing.table import RouteTable
+from gateway.settings import Settings, load_settings
+from resilience.balancer.base import LoadBalancer
+from resilience.balancer.round_robin import RoundRobin
+
+log = logging.getLogger("meshgate")
+
+
+class Gateway:
+    """One worker's gateway: the proxy listener, the management listener and what they share."""
+
+    def __init__(self, settings: Settings, *, worker: int = 0, rng: random.Random | None = None):
+        self.settings = settings
+        self.worker = worker
+        self._rng = rng or random.Random()
+        self.registry = StaticRegistry()
+        self._balancers: dict[str, LoadBalancer] = {}
+        self.pool = ConnectionPool(
+            PoolSettings(
+                connect_timeout=settings.connect_timeout,
+                idle_timeout=settings.upstream_idle_timeout,
+            )
+        )
+        forwarder = Forwarder(
+            self.pool,
+            ForwardedHeaders(settings.trusted_proxies),
+            response_timeout=settings.response_timeout,
+        )
+        self.dispatcher = Dispatcher(RouteTable(()), self.registry, self._balancer_for, forwarder)
+        self.routes = RouteManager(
+            builtin_predicates(),
+            builtin_filters(),
+            self.dispatcher.compile,
+            config_path=settings.config,
+            locator_enabled=settings.discovery_locator_enabled,
+            rng=self._rng,
+            on_change=self._routes_changed,
+        )
+        self.state = ServerState(
+            self.dispatcher,
+            error_response,
+            ServerLimits(
+                max_head_bytes=settings.max_header_size,
+                header_timeout=settings.header_timeout,
+                keepalive_timeout=settings.keepalive_timeout,
+            ),
+            request_id_factory(),
+        )
+        self.ready = False
+        self.shutting_down = False
+        self._server: asyncio.Server | None = None
+        self._management: web.AppRunner | None = None
+        self.port = settings.port
+        self.management_port = settings.management_port
+        self.on_refresh: Callable[[], None] | None = None
+
+    def _balancer_for(self, service: str) -> LoadBalancer:
+        balancer = self._balancers.get(service)
+        if balancer is None:
+            balancer = self._balancers[service] = RoundRobin(self._rng)
+        return balancer
+
+    def _routes_changed(self, snapshot: RouteSnapshot) -> None:
+        self.dispatcher.table = snapshot.table
+
+    # -- configuration -----------------------------------------------------------------------------
+    def load(self) -> None:
+        """Load the route file and the static registry it defines. Raises ConfigError."""
+        config = self.routes.load_file()
+        self.registry.replace(instances_of(config))
+        self.routes.set_services(list(self.registry.services()))
+
+    def refresh(self) -> str | None:
+        """Re-read the route file. On error keep the running config and return the error."""
+        try:
+            self.load()
+        except ConfigError as exc:
+            message = _format_config_error(exc)
+            self.routes.last_error = message
+            log.error("route reload rejected, keeping the previous routes:\n%s", message)
+            return message
+        if self.on_refresh is not None:
+            self.on_refresh()
+        return None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    async def start(self, *, reuse_port: bool = False, management: bool = True) -> None:
+        loop = asyncio.get_running_loop()
+        await self.registry.start()
+        state = self.state
+        self._server = await loop.create_server(
+            lambda: HttpServerProtocol(state),
+            self.settings.host,
+            self.settings.port,
+            reuse_port=reuse_port or None,
+            backlog=2048,
+        )
+        sock = self._server.sockets[0]
+        self.port = sock.getsockname()[1]
+        if management:
+            app = build_management_app(self)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await runner.setup()
+            site = web.TCPSite(
+                runner,
+                self.settings.management_host,
+                self.settings.management_port,
+                reuse_port=reuse_port or None,
+            )
+            await site.start()
+            self._management = runner
+            server = getattr(site, "_server", None)
+            if server is not None and server.sockets:
+                self.management_port = server.sockets[0].getsockname()[1]
+        self.ready = True
+        log.info(
+            "meshgate worker %d listening on %s:%d (management %s:%d), %d routes",
+            self.worker,
+            self.settings.host,
+            self.port,
+            self.settings.management_host,
+            self.management_port,
+            len(self.dispatcher.table),
+        )
+
+    async def stop(self) -> None:
+        """Graceful: readiness DOWN, stop accepting, let in-flight requests finish (bounded by
+        GATEWAY_SHUTDOWN_TIMEOUT), then close pools and the management port."""
+        if self.shutting_down:
+            return
+        self.shutting_down = True
+        self.ready = False
+        if self._server is not None:
+            self._server.close()
+        self.state.drain()
+        drained = await self.state.wait_closed(self.settings.shutdown_timeout)
+        if not drained:
+            log.warning("shutdown timeout reached; aborted the remaining connections")
+        self.pool.close()
+        await self.registry.stop()
+        if self._management is not None:
+            await self._management.cleanup()
+        log.info("meshgate worker %d stopped", self.worker)
+
+
+def _format_config_error(exc: ConfigError) -> str:
+    if isinstance(exc, ConfigErrors):
+        return "\n".join(str(e) for e in exc)
+    return str(exc)
+
+
+async def serve(settings: Settings, *, worker: int = 0, reuse_port: bool = False) -> int:
+    gateway = Gateway(settings, worker=worker)
+    try:
+        gateway.load()
+    except ConfigError as exc:
+        print(_format_config_error(exc), file=sys.stderr)
+        return 2
+    if reuse_port and settings.workers > 1:
+        # Tell the supervisor, which tells every worker, so all of them reload together.
+        gateway.on_refresh = lambda: os.kill(os.getppid(), signal.SIGHUP)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: _reload_quietly(gateway))
+    await gateway.start(reuse_port=reuse_port, management=worker == 0)
+    await stop.wait()
+    log.info("shutting down worker %d", worker)
+    await gateway.stop()
+    return 0
+
+
+def _reload_quietly(gateway: Gateway) -> None:
+    hook, gateway.on_refresh = gateway.on_refresh, None  # no echo back to the supervisor
+    try:
+        gateway.refresh()
+    finally:
+        gateway.on_refresh = hook
+
+
+def _run_loop(coro_factory: Callable[[], Any]) -> int:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on supported platforms
+        return int(asyncio.run(coro_factory()))
+    return int(uvloop.run(coro_factory()))
+
+
+def main_run() -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"meshgate: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    if settings.workers == 1:
+        return _run_loop(lambda: serve(settings))
+    from gateway.supervisor import supervise
+
+    return supervise(
+        settings, lambda index: _run_loop(lambda: serve(settings, worker=index, reuse_port=True))
+    )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
