@@ -191,8 +191,13 @@ class HttpServerProtocol(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         if self._tunnel is not None:
             return self._tunnel.client_eof()
-        # Half-close from the client: finish what is in flight, then close.
+        # Half-close from the client: finish what is in flight, then close. A request whose
+        # head or body was cut off by the FIN can never complete, so it fails now.
         self._close_when_idle = True
+        parsing = self._parsing
+        if parsing is not None and parsing.body is not None and not parsing.body.complete:
+            parsing.body.feed_error(ConnectionResetError("client closed mid-body"))
+            self._pipeline.clear()
         if self._active is None:
             self._close()
         return True
@@ -255,9 +260,14 @@ class HttpServerProtocol(asyncio.Protocol):
         if self._active is None:
             response = self._state.error_response(None, error, "")
             self._write_local(response, b"1.1", close=True)
-        else:
-            self._close_when_idle = True
-            self._pipeline.clear()
+            return
+        self._close_when_idle = True
+        self._pipeline.clear()
+        parsing = self._parsing
+        if parsing is not None and parsing.body is not None:
+            # A broken body (bad chunk) of the request being forwarded: fail that request with
+            # the client's error instead of leaving the upstream waiting for the rest.
+            parsing.body.feed_error(error)
 
     # httptools callbacks ------------------------------------------------------------------------
     def on_message_begin(self) -> None:

@@ -17,7 +17,7 @@ import httptools
 from gateway.engine.body import StreamBody
 from gateway.engine.framing import HOP_BY_HOP, LAST_CHUNK, chunk
 from gateway.engine.upgrade import Tunnel
-from gateway.errors import UpstreamProtocolError, UpstreamTimeout
+from gateway.errors import GatewayError, UpstreamProtocolError, UpstreamTimeout
 from gateway.exchange import BodySource, Response
 from gateway.headers import Headers
 
@@ -183,7 +183,10 @@ class UpstreamProtocol(asyncio.Protocol):
         self._request_body = None
         future = self._future
         if future is not None and not future.done():
-            future.set_exception(UpstreamProtocolError(f"request body aborted: {exc}"))
+            if isinstance(exc, GatewayError):  # e.g. a malformed chunk: the client's fault
+                future.set_exception(exc)
+            else:
+                future.set_exception(UpstreamProtocolError(f"request body aborted: {exc}"))
         self.abort()
 
     # -- reading -----------------------------------------------------------------------------------
