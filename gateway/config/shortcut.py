@@ -127,7 +127,7 @@ def _parse_expanded(
     if not isinstance(raw_name, str) or not raw_name.strip():
         raise ConfigError(f"expanded {kind} needs a name, got {describe_value(raw_name)}")
     name = raw_name.strip()
-    _lookup(name, factories, kind)
+    factory = _lookup(name, factories, kind)
     raw_args = entry.get("args")
     if raw_args is None:
         return name, {}
@@ -135,7 +135,30 @@ def _parse_expanded(
         raise ConfigError(
             f"args must be a mapping of argument names to values, got {describe_value(raw_args)}"
         )
-    return name, normalize_expanded(raw_args)
+    return name, _positional_keys(normalize_expanded(raw_args), factory)
+
+
+_GENKEY = "_genkey_"
+
+
+def _positional_keys(args: dict[str, Any], factory: ShortcutSpec) -> dict[str, Any]:
+    """SCG's generated keys (``_genkey_0``, ``_genkey_1``: what its actuator emits for a shortcut
+    definition) are positional: they map to the shortcut fields exactly as the shortcut form's
+    values do."""
+    generated = sorted(
+        (key for key in args if key.startswith(_GENKEY) and key[len(_GENKEY) :].isdigit()),
+        key=lambda key: int(key[len(_GENKEY) :]),
+    )
+    if not generated:
+        return args
+    values = [str(args.pop(key)) for key in generated]
+    named = normalize_shortcut(values, factory.shortcut_fields, factory.shortcut_type)
+    clash = sorted(set(named) & set(args))
+    if clash:
+        raise ConfigError(
+            f"argument(s) {', '.join(map(repr, clash))} given both by name and position"
+        )
+    return {**named, **args}
 
 
 def describe_value(value: object) -> str:

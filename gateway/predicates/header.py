@@ -1,8 +1,8 @@
 """SCG's ``Header`` predicate: a request header is present, or one of its values matches a Java
 regular expression in full (``String.matches`` semantics).
 
-Also home of ``compile_regexp``, the Java-to-Python regex step the value predicates share
-(``Header``, ``Query``, ``Cookie``).
+Also home of ``compile_regexp``, the regex argument the value predicates share (``Header``,
+``Query``, ``Cookie``).
 """
 
 from __future__ import annotations
@@ -14,46 +14,7 @@ from gateway.config.args import Args
 from gateway.exchange import Exchange
 from gateway.predicates.base import Predicate, PredicateFactory
 from gateway.routing.context import BuildContext
-
-
-def _translate(pattern: str) -> str:
-    """Rewrite the Java-only syntax SCG configs use: ``(?<name>``, ``\\k<name>``, ``\\z``.
-
-    One pass that skips escapes and ``[...]`` sets, so ``\\(?<x>`` and ``[(?<]`` stay literal.
-    """
-    out: list[str] = []
-    i = 0
-    in_set = False
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\\" and i + 1 < len(pattern):
-            nxt = pattern[i + 1]
-            if not in_set and nxt == "k" and pattern.startswith("<", i + 2):
-                end = pattern.find(">", i + 3)
-                if end > 0:
-                    out.append(f"(?P={pattern[i + 3 : end]})")
-                    i = end + 1
-                    continue
-            out.append("\\Z" if nxt == "z" and not in_set else pattern[i : i + 2])
-            i += 2
-            continue
-        if in_set:
-            in_set = ch != "]"
-        elif ch == "[":
-            in_set = True
-            # A ']' right after '[' or '[^' is a literal member, not the end of the set.
-            lead = 2 if pattern.startswith("^", i + 1) else 1
-            if pattern.startswith("]", i + lead):
-                out.append(pattern[i : i + lead + 1])
-                i += lead + 1
-                continue
-        elif pattern.startswith("(?<", i) and not pattern.startswith(("(?<=", "(?<!"), i):
-            out.append("(?P<")
-            i += 3
-            continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
+from gateway.routing.java_regex import compile_java_regex
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,20 +29,16 @@ class Regexp:
 
 
 def compile_regexp(args: Args, name: str, *, required: bool = False) -> Regexp | None:
-    """The Java regex argument ``name``, compiled; None when absent or empty.
-
-    Compiled with ``re.ASCII`` because Java's ``\\w``, ``\\d``, ``\\s`` and case folding are
-    ASCII-only unless the pattern asks otherwise.
-    """
+    """The Java regex argument ``name``, compiled; None when absent or empty."""
     text: str | None = args.str(name) if required else args.str(name, None)
     if text is None or text == "":
         if required:
             args.fail(name, "a regular expression is required")
         return None
     try:
-        return Regexp(text, re.compile(_translate(text), re.ASCII))
-    except re.error as exc:
-        args.fail(name, f"invalid regular expression {text!r}: {exc}")
+        return Regexp(text, compile_java_regex(text))
+    except ValueError as exc:
+        args.fail(name, str(exc))
 
 
 def split_list(value: str) -> list[str]:

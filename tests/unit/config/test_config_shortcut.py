@@ -138,3 +138,20 @@ def test_entry_name(entry: object, name: str | None) -> None:
 
 def test_suggest_prefers_case_only_differences() -> None:
     assert suggest("setpath", ["SetPath", "SetStatus", "PrefixPath"])[0] == "SetPath"
+
+
+def test_generated_keys_are_positional_like_the_shortcut_form() -> None:
+    from gateway.config.shortcut import parse_filter, parse_predicate
+    from gateway.filters.catalog import builtin_filters
+    from gateway.predicates.catalog import builtin_predicates
+
+    expanded = parse_predicate(
+        {"name": "Path", "args": {"_genkey_1": "/b/**", "_genkey_0": "/a/**"}},
+        builtin_predicates(),
+    )
+    assert expanded == parse_predicate("Path=/a/**,/b/**", builtin_predicates())
+    header = parse_filter(
+        {"name": "AddRequestHeader", "args": {"_genkey_0": "X-A", "_genkey_1": "v"}},
+        builtin_filters(),
+    )
+    assert dict(header.args) == {"name": "X-A", "value": "v"}

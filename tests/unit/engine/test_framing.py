@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.engine.framing import Framing, normalize_path, request_framing, status_line
+from gateway.errors import BadRequest
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("/", "/"),
+        ("/a/b", "/a/b"),
+        ("/a/./b", "/a/b"),
+        ("/a/../b", "/b"),
+        ("/../../a", "/a"),
+        ("/a/b/..", "/a/"),
+        ("/a/b/.", "/a/b/"),
+        ("/a//b", "/a//b"),
+        ("/a/.hidden/..x", "/a/.hidden/..x"),
+    ],
+)
+def test_dot_segments_are_removed(raw: str, expected: str) -> None:
+    assert normalize_path(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw", ["/a%2fb", "/a%2Fb", "/a%5Cb", "/a\\b", "/%2e%2e/x", "/a/%2E/b", "a"]
+)
+def test_ambiguous_paths_are_refused(raw: str) -> None:
+    with pytest.raises(BadRequest):
+        normalize_path(raw)
+
+
+segment = st.text(alphabet="abc.-_~%20", min_size=0, max_size=6).filter(lambda s: "%2" not in s)
+
+
+@given(st.lists(st.one_of(segment, st.sampled_from([".", ".."])), max_size=8))
+def test_normalised_paths_have_no_dot_segments(segments: list[str]) -> None:
+    path = normalize_path("/" + "/".join(segments))
+    assert path.startswith("/")
+    assert "." not in path.split("/") and ".." not in path.split("/")
+    assert normalize_path(path) == path  # idempotent
+
+
+def h(*pairs: tuple[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(n.encode(), v.encode()) for n, v in pairs]
+
+
+def test_framing_kinds() -> None:
+    assert request_framing(h(("Host", "x"))) == Framing(None, False)
+    assert request_framing(h(("Content-Length", "10"))) == Framing(10, False)
+    assert request_framing(h(("transfer-encoding", "Chunked"))) == Framing(None, True)
+    assert not Framing(0, False).has_body
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        h(("Content-Length", "1"), ("Transfer-Encoding", "chunked")),
+        h(("Content-Length", "1"), ("Content-Length", "1")),
+        h(("Content-Length", "-1")),
+        h(("Content-Length", "1e3")),
+        h(("Content-Length", "1, 1")),
+        h(("Transfer-Encoding", "gzip")),
+        h(("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "chunked")),
+        h(("X-A", "a\x00b")),
+        h(("Bad Name", "x")),
+    ],
+)
+def test_ambiguous_framing_is_refused(headers: list[tuple[bytes, bytes]]) -> None:
+    with pytest.raises(BadRequest):
+        request_framing(headers)
+
+
+def test_status_line_uses_standard_phrases() -> None:
+    assert status_line(b"1.1", 404, None) == b"HTTP/1.1 404 Not Found\r\n"
+    assert status_line(b"1.0", 599, None) == b"HTTP/1.0 599 \r\n"
+    assert status_line(b"1.1", 200, "Fine") == b"HTTP/1.1 200 Fine\r\n"

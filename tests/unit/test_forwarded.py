@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from gateway.exchange import Exchange, Request
+from gateway.forwarded import ForwardedHeaders
+from gateway.headers import Headers
+
+
+def exchange(
+    client: str = "10.0.0.9",
+    host: str | None = "gw.example.org:8443",
+    path: str = "/x",
+    original: str = "/x",
+    scheme: str = "http",
+) -> Exchange:
+    ex = Exchange(Request("GET", path, "", Headers()), client, 5555, "0.0.0.0", 8080, scheme=scheme)
+    ex.original_host = host
+    ex.original_path = original
+    return ex
+
+
+def apply(
+    fwd: ForwardedHeaders, ex: Exchange, incoming: list[tuple[bytes, bytes]]
+) -> dict[str, str]:
+    headers = list(incoming)
+    fwd.apply(ex, headers)
+    return {n.decode(): v.decode() for n, v in headers}
+
+
+SPOOF = [(b"X-Forwarded-For", b"1.2.3.4"), (b"Forwarded", b"for=1.2.3.4"), (b"X-Keep", b"k")]
+
+
+def test_untrusted_client_cannot_forge_its_address() -> None:
+    out = apply(ForwardedHeaders(), exchange(), SPOOF)
+    assert out["X-Forwarded-For"] == "10.0.0.9"
+    assert out["Forwarded"] == 'for="10.0.0.9:5555";host="gw.example.org:8443";proto=http'
+    assert out["X-Forwarded-Host"] == "gw.example.org:8443"
+    assert out["X-Forwarded-Port"] == "8443"
+    assert out["X-Forwarded-Proto"] == "http"
+    assert out["X-Keep"] == "k"
+    assert "X-Forwarded-Prefix" not in out
+
+
+def test_trusted_proxy_values_are_appended_to() -> None:
+    out = apply(ForwardedHeaders(r"10\.0\.0\.\d+"), exchange(), SPOOF)
+    assert out["X-Forwarded-For"] == "1.2.3.4, 10.0.0.9"
+    assert out["Forwarded"].startswith("for=1.2.3.4, for=")
+
+
+def test_prefix_after_strip_and_default_port() -> None:
+    out = apply(ForwardedHeaders(), exchange(host="example.org", path="/b", original="/api/b"), [])
+    assert out["X-Forwarded-Prefix"] == "/api"
+    assert out["X-Forwarded-Port"] == "80"
+    out = apply(ForwardedHeaders(), exchange(host="[::1]", scheme="https"), [])
+    assert out["X-Forwarded-Port"] == "443"
+
+
+def test_ipv6_client_is_bracketed_in_forwarded() -> None:
+    out = apply(ForwardedHeaders(), exchange(client="::1", host=None), [])
+    assert out["Forwarded"] == 'for="[::1]:5555";proto=http'
+    assert "X-Forwarded-Host" not in out
