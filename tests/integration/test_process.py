@@ -162,3 +162,40 @@ async def test_two_workers_share_the_port(tmp_path: Path, upstream: Upstream) ->
             await burst()
     finally:
         assert process.stop() == 0
+
+
+async def test_sighup_reloads_routes_and_keeps_them_on_error(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    routes = write_routes(tmp_path, upstream)
+    process = spawn_gateway(routes, tmp_path)
+    try:
+        async with aiohttp.ClientSession() as session:
+            routes.write_text(
+                textwrap.dedent(
+                    f"""
+                    routes:
+                      - id: only-new
+                        uri: http://127.0.0.1:{upstream.port}
+                        predicates: [Path=/new/**]
+                    """
+                )
+            )
+            process.signal(signal.SIGHUP)
+            for _ in range(50):
+                async with session.get(f"{process.url}/old") as resp:
+                    if resp.status == 404:
+                        break
+                await asyncio.sleep(0.1)
+            async with session.get(f"{process.url}/new/x") as resp:
+                assert resp.status == 200
+            routes.write_text("routes: [{id: broken, uri: 'nope://x'}]\n")
+            process.signal(signal.SIGHUP)
+            await asyncio.sleep(0.5)
+            async with session.get(f"{process.url}/new/x") as resp:
+                assert resp.status == 200  # the last good table is still serving
+            async with session.get(f"{process.management_url}/actuator/health") as resp:
+                health = await resp.json()
+            assert "nope" in health["components"]["routes"]["details"]["lastError"]
+    finally:
+        assert process.stop() == 0
