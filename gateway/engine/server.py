@@ -480,9 +480,10 @@ class HttpServerProtocol(asyncio.Protocol):
             return
         if self._pipeline:
             self._start(self._pipeline.popleft())
-            return
+        # Reading paused while a response was pending; the next request may still need its
+        # body (or its head), so resume even when it was already queued.
         self._resume_reading("pipeline")
-        if self._parsing is None:
+        if self._active is None and self._parsing is None:
             self._arm(self._state.limits.keepalive_timeout, self._on_idle_timeout)
 
     def _send_continue(self, cycle: _Cycle) -> None:

@@ -256,3 +256,23 @@ async def test_expect_continue_is_answered_by_the_gateway(
     assert b"HTTP/1.1 200 OK" in rest
     assert b'"body": "hello"' in rest
     assert b"Expect" not in rest.split(b"\r\n\r\n", 1)[1]
+
+
+async def test_pipelined_request_with_a_late_body_is_not_starved(
+    upstream: Upstream, make_gateway: MakeGateway
+) -> None:
+    gw = await make_gateway(f"routes: [{{id: all, uri: '{upstream.url}'}}]")
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+    writer.write(
+        b"GET /delay/0.2 HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nab"
+    )
+    await writer.drain()
+    await asyncio.sleep(0.5)  # the first response is done before the rest of the second body
+    writer.write(b"cde")
+    await writer.drain()
+    async with asyncio.timeout(5):
+        response = await reader.read(-1)
+    writer.close()
+    assert response.count(b"HTTP/1.1 200 OK") == 2
+    assert b'"body": "abcde"' in response
