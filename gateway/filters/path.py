@@ -13,9 +13,9 @@ from gateway.config.args import Args
 from gateway.exchange import Exchange, Response
 from gateway.filters.base import FilterFactory, GatewayFilter, SyncFilter
 from gateway.filters.describe import filter_text
+from gateway.filters.rewrite_args import rewrite_args
 from gateway.filters.template import Template, compile_template, escape_path_value
 from gateway.routing.context import BuildContext
-from gateway.routing.java_regex import compile_java_regex, compile_replacement
 
 ORIGINAL_PATHS = "original_paths"
 # SCG's GATEWAY_ALREADY_PREFIXED_ATTR: a retried or re-forwarded request is prefixed once.
@@ -147,20 +147,11 @@ def _build_set(args: Args, ctx: BuildContext) -> GatewayFilter:
 
 
 def _build_rewrite(args: Args, ctx: BuildContext) -> GatewayFilter:
-    regexp: str = args.str("regexp")
-    replacement: str = args.str("replacement")
+    rewrite = rewrite_args(args)
     args.finish()
-    if regexp == "":
+    if rewrite.regexp == "":
         args.fail("regexp", "must not be empty")
-    try:
-        pattern = compile_java_regex(regexp)
-    except ValueError as exc:
-        args.fail("regexp", str(exc))
-    try:
-        replace = compile_replacement(replacement, pattern)
-    except ValueError as exc:
-        args.fail("replacement", str(exc))
-    return RewritePath(regexp, replacement, pattern, replace)
+    return RewritePath(rewrite.regexp, rewrite.replacement, rewrite.pattern, rewrite.replace)
 
 
 FACTORIES: tuple[FilterFactory, ...] = (

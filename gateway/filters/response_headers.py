@@ -11,9 +11,9 @@ from gateway.exchange import Exchange, Response
 from gateway.filters.base import FilterFactory, GatewayFilter, SyncFilter
 from gateway.filters.describe import filter_text
 from gateway.filters.header_args import header_name, header_template
+from gateway.filters.rewrite_args import rewrite_args
 from gateway.filters.template import Template, escape_header_value
 from gateway.routing.context import BuildContext
-from gateway.routing.java_regex import compile_java_regex, compile_replacement
 
 
 class AddResponseHeader(SyncFilter):
@@ -130,18 +130,11 @@ def _build_remove(args: Args, ctx: BuildContext) -> GatewayFilter:
 
 def _build_rewrite(args: Args, ctx: BuildContext) -> GatewayFilter:
     header = header_name(args)
-    regexp: str = args.str("regexp")
-    replacement: str = args.str("replacement")
+    rewrite = rewrite_args(args)
     args.finish()
-    try:
-        pattern = compile_java_regex(regexp)
-    except ValueError as exc:
-        args.fail("regexp", str(exc))
-    try:
-        replace = compile_replacement(replacement, pattern)
-    except ValueError as exc:
-        args.fail("replacement", str(exc))
-    return RewriteResponseHeader(header, regexp, replacement, pattern, replace)
+    return RewriteResponseHeader(
+        header, rewrite.regexp, rewrite.replacement, rewrite.pattern, rewrite.replace
+    )
 
 
 FACTORIES: tuple[FilterFactory, ...] = (

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from gateway.config.args import Args
 from gateway.config.loader import DocumentLayout, ErrorCollector
@@ -28,6 +28,7 @@ from gateway.routing.route import Route, RouteUri
 ContextFactory = Callable[[], BuildContext]
 
 _T = TypeVar("_T")
+_Built_co = TypeVar("_Built_co", covariant=True)
 
 
 def scg_filter_order(default_filters: Sequence[_T], route_filters: Sequence[_T]) -> list[_T]:
@@ -40,18 +41,33 @@ def scg_filter_order(default_filters: Sequence[_T], route_filters: Sequence[_T])
     return [f for _, f in ordered]
 
 
+class _Factory(Protocol[_Built_co]):
+    @property
+    def build(self) -> Callable[[Args, BuildContext], _Built_co]: ...
+
+
+def _build(
+    kind: str,
+    name: str,
+    args: Mapping[str, Any],
+    factories: Mapping[str, _Factory[_Built_co]],
+    ctx: BuildContext,
+) -> _Built_co:
+    factory = factories.get(name)
+    if factory is None:
+        raise unknown_name(kind, name, factories)
+    checked = Args(args)
+    built = factory.build(checked, ctx)
+    checked.finish()
+    return built
+
+
 def build_predicate(
     definition: PredicateDefinition,
     factories: Mapping[str, PredicateFactory],
     ctx: BuildContext,
 ) -> Predicate:
-    factory = factories.get(definition.name)
-    if factory is None:
-        raise unknown_name("predicate", definition.name, factories)
-    args = Args(definition.args)
-    predicate = factory.build(args, ctx)
-    args.finish()
-    return predicate
+    return _build("predicate", definition.name, definition.args, factories, ctx)
 
 
 def build_filter(
@@ -59,13 +75,7 @@ def build_filter(
     factories: Mapping[str, FilterFactory],
     ctx: BuildContext,
 ) -> GatewayFilter:
-    factory = factories.get(definition.name)
-    if factory is None:
-        raise unknown_name("filter", definition.name, factories)
-    args = Args(definition.args)
-    gateway_filter = factory.build(args, ctx)
-    args.finish()
-    return gateway_filter
+    return _build("filter", definition.name, definition.args, factories, ctx)
 
 
 def build_routes(
