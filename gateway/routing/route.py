@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from gateway.config.schema import RouteDefinition
 from gateway.errors import ConfigError
-from gateway.exchange import Exchange, Handler
+from gateway.exchange import Handler
 from gateway.filters.base import GatewayFilter
 from gateway.predicates.base import Predicate
 
@@ -93,10 +93,3 @@ class Route:
     definition: RouteDefinition
     # The compiled chain: route filters → ... → forwarder. Set by the builder.
     handler: Handler = field(repr=False, default=None)  # type: ignore[assignment]
-
-    def matches(self, exchange: Exchange) -> bool:
-        # A plain loop: all() over a generator costs a frame per route on the hot path.
-        for predicate in self.predicates:  # noqa: SIM110
-            if not predicate.test(exchange):
-                return False
-        return True
