@@ -84,6 +84,7 @@ async def test_512mib_upload_streams_with_flat_memory(gateway_process: GatewayPr
         ) as resp:
             assert resp.status == 200
             assert (await resp.json())["received"] == size
+    print(f"gateway RSS growth: {rss.growth / MiB:.1f} MiB")
     assert rss.growth < 64 * MiB, f"gateway RSS grew by {rss.growth / MiB:.1f} MiB"
 
 
@@ -98,6 +99,7 @@ async def test_512mib_download_streams_with_flat_memory(gateway_process: Gateway
             async for piece in resp.content.iter_chunked(MiB):
                 received += len(piece)
     assert received == size
+    print(f"gateway RSS growth: {rss.growth / MiB:.1f} MiB")
     assert rss.growth < 64 * MiB, f"gateway RSS grew by {rss.growth / MiB:.1f} MiB"
 
 
