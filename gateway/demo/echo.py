@@ -83,3 +83,16 @@ def make_app(name: str) -> web.Application:
     app.router.add_route("*", "/sink", sink)
     app.router.add_route("*", "/{tail:.*}", echo)
     return app
+
+
+def main() -> None:
+    """``python -m gateway.demo.echo PORT [NAME]``: one echo upstream in the foreground."""
+    import sys
+
+    port = int(sys.argv[1])
+    name = sys.argv[2] if len(sys.argv) > 2 else "echo"
+    web.run_app(make_app(name), host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -21,6 +21,11 @@ class Predicate(ABC):
     @abstractmethod
     def test(self, exchange: Exchange) -> bool: ...
 
+    def path_keys(self) -> frozenset[str] | None:
+        """First path segments outside which this predicate can never hold, or None when it
+        does not constrain the path. Lets the route table index routes by path."""
+        return None
+
     @abstractmethod
     def describe(self) -> str:
         """The text SCG's actuator shows for this predicate, e.g. ``Paths: [/a/**], match

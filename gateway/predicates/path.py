@@ -26,6 +26,12 @@ class PathPredicate(Predicate):
                 return True
         return False
 
+    def path_keys(self) -> frozenset[str] | None:
+        keys = {pattern.first_segment for pattern in self.patterns}
+        if None in keys:
+            return None  # some pattern starts with a variable or wildcard
+        return frozenset(key for key in keys if key is not None)
+
     def describe(self) -> str:
         texts = ", ".join(p.text for p in self.patterns)
         flag = "true" if self.match_trailing_slash else "false"

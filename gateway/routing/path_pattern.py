@@ -57,7 +57,15 @@ class _Checked:
 class PathPattern:
     """A parsed pattern. Immutable; ``match`` is safe to call from anywhere."""
 
-    __slots__ = ("_checked", "_groups", "_regex", "literal_prefix", "match_trailing_slash", "text")
+    __slots__ = (
+        "_checked",
+        "_groups",
+        "_regex",
+        "first_segment",
+        "literal_prefix",
+        "match_trailing_slash",
+        "text",
+    )
 
     text: str
     match_trailing_slash: bool
@@ -78,6 +86,7 @@ class PathPattern:
         self.text = text
         self.match_trailing_slash = match_trailing_slash
         self.literal_prefix = literal_prefix
+        self.first_segment = _literal_first_segment(text)
         self._regex = regex
         self._groups = groups
         self._checked = checked
@@ -121,6 +130,26 @@ class PathPattern:
 
     def matches(self, path: str) -> bool:
         return self.match(path) is not None
+
+
+def _literal_first_segment(text: str) -> str | None:
+    """The pattern's first segment when it is plain text (no variable or wildcard), else None.
+    A path can only match if its own first segment (``first_segment_of``) equals it, which is
+    what lets the route table skip most routes without running their regexes."""
+    source = text if text.startswith("/") else "/" + text
+    first = source.split("/", 2)[1]
+    if any(ch in first for ch in "{}*?%;"):
+        return None
+    return first
+
+
+def first_segment_of(path: str) -> str:
+    """A request path's first segment as patterns compare it (``;params`` cut, decoded)."""
+    first = path.split("/", 2)[1] if path.startswith("/") else path.split("/", 1)[0]
+    cut = first.find(";")
+    if cut >= 0:
+        first = first[:cut]
+    return unquote(first) if "%" in first else first
 
 
 def _decoded_view(path: str) -> str:

@@ -154,3 +154,63 @@ def test_empty_table() -> None:
 def test_duplicate_ids_are_refused() -> None:
     with pytest.raises(ConfigError, match="duplicate route id 'a'"):
         RouteTable([make_route("a"), make_route("a", order=1)])
+
+
+# -- the path index must never change which route matches ------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from gateway.config.schema import GatewayConfig as _Config  # noqa: E402
+from gateway.config.schema import PredicateDefinition as _Pred  # noqa: E402
+from gateway.config.schema import RouteDefinition as _Def  # noqa: E402
+from gateway.exchange import Exchange as _Exchange  # noqa: E402
+from gateway.exchange import Request as _Request  # noqa: E402
+from gateway.filters.catalog import builtin_filters as _filters  # noqa: E402
+from gateway.headers import Headers as _Headers  # noqa: E402
+from gateway.predicates.catalog import builtin_predicates as _predicates  # noqa: E402
+from gateway.routing.builder import build_routes as _build  # noqa: E402
+from gateway.routing.table import RouteTable as _Table  # noqa: E402
+
+_SEGMENTS = st.sampled_from(["a", "b", "c", "{x}", "*", "a*"])
+_PATTERN = st.builds(
+    # Variable names must be unique within a pattern: number them by position.
+    lambda segs, tail: (
+        "/" + "/".join(s.replace("{x}", f"{{x{i}}}") for i, s in enumerate(segs)) + tail
+    ),
+    st.lists(_SEGMENTS, min_size=0, max_size=3),
+    st.sampled_from(["", "/**", "/{*rest}"]),
+)
+_ROUTE = st.one_of(
+    st.lists(_PATTERN, min_size=1, max_size=2).map(lambda ps: ("Path", ps)),
+    st.just(("Method", ["GET"])),
+    st.just(("none", [])),
+)
+_PATH = st.lists(st.sampled_from(["a", "b", "c", "d", ""]), max_size=4).map(
+    lambda segs: "/" + "/".join(segs)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ROUTE, min_size=1, max_size=8), st.lists(_PATH, min_size=1, max_size=5))
+def test_index_matches_like_a_full_scan(
+    routes: list[tuple[str, list[str]]], paths: list[str]
+) -> None:
+    definitions = tuple(
+        _Def(
+            id=f"r{i}",
+            uri="http://127.0.0.1:1",
+            predicates=()
+            if name == "none"
+            else (_Pred(name, {"patterns" if name == "Path" else "methods": values}),),
+        )
+        for i, (name, values) in enumerate(routes)
+    )
+    table = _Table(_build(_Config(routes=definitions), _predicates(), _filters()))
+    for path in paths:
+        exchange = _Exchange(_Request("GET", path, "", _Headers()), "127.0.0.1", 1, "", 0)
+        expected = next(
+            (r for r in table.routes if all(p.test(exchange) for p in r.predicates)), None
+        )
+        exchange.uri_variables.clear()
+        assert table.match(exchange) is expected, path
