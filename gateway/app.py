@@ -169,6 +169,7 @@ class Gateway:
         drained = await self.state.wait_closed(self.settings.shutdown_timeout)
         if not drained:
             log.warning("shutdown timeout reached; aborted the remaining connections")
+        self.state.close()
         self.pool.close()
         await self.registry.stop()
         if self._management is not None:

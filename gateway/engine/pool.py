@@ -1,9 +1,9 @@
 """Keep-alive connection pool for upstreams, one per event loop (per worker process).
 
 Idle connections are kept LIFO per (host, port, tls) — the most recently used one is the least
-likely to have been closed by the upstream's own idle timeout — and each is closed after
-``idle_timeout`` unused. A connection is returned only after a complete response *and* a fully
-sent request; anything else is closed.
+likely to have been closed by the upstream's own idle timeout — and a periodic sweep closes
+those unused for ``idle_timeout``. A connection is returned only after a complete response
+*and* a fully sent request; anything else is closed.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ class ConnectionPool:
         self._ssl = ssl_context
         self._idle: dict[PoolKey, deque[UpstreamProtocol]] = {}
         self._closed = False
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweep_interval = max(0.05, min(1.0, settings.idle_timeout / 4))
 
     @property
     def settings(self) -> PoolSettings:
@@ -51,9 +53,6 @@ class ConnectionPool:
         idle = self._idle.get(key)
         while idle:
             conn = idle.pop()
-            if conn.idle_timer is not None:
-                conn.idle_timer.cancel()
-                conn.idle_timer = None
             if conn.usable:
                 return conn, True
         return await self._connect(key, connect_timeout or self._settings.connect_timeout), False
@@ -89,30 +88,39 @@ class ConnectionPool:
         if len(idle) >= self._settings.max_idle_per_host:
             conn.close()
             return
-        idle.append(conn)
         loop = asyncio.get_running_loop()
-        conn.idle_timer = loop.call_later(self._settings.idle_timeout, self._expire, conn)
+        conn.idle_since = loop.time()
+        idle.append(conn)
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self._sweep_interval, self._sweep, loop)
 
-    def _expire(self, conn: UpstreamProtocol) -> None:
-        conn.idle_timer = None
-        self.forget(conn)
-        conn.close()
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close connections idle longer than ``idle_timeout``. One periodic pass instead of a
+        timer per release: the hot path only stores a timestamp."""
+        self._sweeper = None
+        expired_before = loop.time() - self._settings.idle_timeout
+        for key, idle in list(self._idle.items()):
+            # LIFO: the longest-idle connections are at the left end.
+            while idle and idle[0].idle_since <= expired_before:
+                idle.popleft().close()
+            if not idle:
+                del self._idle[key]
+        if self._idle and not self._closed:
+            self._sweeper = loop.call_later(self._sweep_interval, self._sweep, loop)
 
     def forget(self, conn: UpstreamProtocol) -> None:
-        """Drop a connection from the idle set (it closed or expired)."""
+        """Drop a connection from the idle set (it closed)."""
         idle = self._idle.get(conn.key)
-        if idle is not None:
+        if idle:
             with contextlib.suppress(ValueError):
                 idle.remove(conn)
-        if conn.idle_timer is not None:
-            conn.idle_timer.cancel()
-            conn.idle_timer = None
 
     def close(self) -> None:
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for idle in self._idle.values():
             for conn in idle:
-                if conn.idle_timer is not None:
-                    conn.idle_timer.cancel()
                 conn.close()
         self._idle.clear()

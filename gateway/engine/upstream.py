@@ -73,7 +73,7 @@ class UpstreamProtocol(asyncio.Protocol):
         self._switching: Response | None = None
         self.closed = False
         self.requests = 0
-        self.idle_timer: asyncio.TimerHandle | None = None
+        self.idle_since = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -276,3 +276,14 @@ async def test_pipelined_request_with_a_late_body_is_not_starved(
     writer.close()
     assert response.count(b"HTTP/1.1 200 OK") == 2
     assert b'"body": "abcde"' in response
+
+
+async def test_idle_pooled_connections_are_closed_after_the_idle_timeout(
+    upstream: Upstream, make_gateway: MakeGateway, session: aiohttp.ClientSession
+) -> None:
+    gw = await make_gateway(routes_to(upstream), upstream_idle_timeout=0.2)
+    async with session.get(f"{gw.url}/echo/1") as resp:
+        await resp.read()
+    assert gw.gateway.pool.idle_count() == 1
+    await asyncio.sleep(0.6)
+    assert gw.gateway.pool.idle_count() == 0
