@@ -4,12 +4,18 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install lint test test-fast demo clean
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+SCG_JAR := bench/peers/scg/target/scg-peer.jar
+BENCH_STAMP := $(VENV)/.bench-installed
+
+.PHONY: help install lint test test-fast demo clean bench bench-quick bench-profile bench-deps
 
 help:
 	@echo "make demo   - install and run the gateway with demo upstreams"
 	@echo "make test   - install, then ruff + mypy --strict + pytest"
 	@echo "make lint   - ruff check, ruff format --check, mypy --strict"
+	@echo "make bench  - meshgate vs nginx, Spring Cloud Gateway, naive aiohttp (~25 min)"
+	@echo "make bench-quick - the same, one short round (~3 min)"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "meshgate needs Python >= 3.11")'
@@ -21,8 +27,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check gateway discovery resilience tests
-	$(VENV)/bin/ruff format --check gateway discovery resilience tests
+	$(VENV)/bin/ruff check gateway discovery resilience bench tests
+	$(VENV)/bin/ruff format --check gateway discovery resilience bench tests
 	$(VENV)/bin/mypy
 
 test: lint
@@ -34,6 +40,29 @@ test-fast: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m gateway.demo
+
+# Benchmark peers and load tools: Debian's nginx, wrk, Maven and a JDK; matplotlib/py-spy.
+$(BENCH_STAMP): $(STAMP)
+	@command -v nginx >/dev/null && command -v wrk >/dev/null && command -v mvn >/dev/null \
+	  && command -v java >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nginx wrk maven \
+	  openjdk-17-jdk-headless; }
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	touch $(BENCH_STAMP)
+
+bench-deps: $(BENCH_STAMP)
+
+$(SCG_JAR): bench/peers/scg/pom.xml $(shell find bench/peers/scg/src -type f)
+	cd bench/peers/scg && mvn -q -B package -DskipTests
+
+bench: $(BENCH_STAMP) $(SCG_JAR)
+	$(PY) -m bench.run
+
+bench-quick: $(BENCH_STAMP) $(SCG_JAR)
+	$(PY) -m bench.run --quick
+
+bench-profile: $(BENCH_STAMP)
+	$(PY) -m bench.profile
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,139 @@
+"""Benchmark results as people read them: a markdown table of ratios and a chart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def _ratio(value: float | None, base: float | None) -> str:
+    if value is None or not base:
+        return "–"
+    return f"{value / base:.2f}×"
+
+
+def _row_for(summary: list[dict[str, Any]], workload: str, candidate: str) -> dict[str, Any] | None:
+    for row in summary:
+        if row["workload"] == workload and row["candidate"] == candidate:
+            return row
+    return None
+
+
+def markdown(result: dict[str, Any], chart: Path | None) -> str:
+    summary: list[dict[str, Any]] = result["summary"]
+    peaks: dict[str, int] = result["peak_rss_bytes"]
+    lines = [
+        f"## {result['started']} — `{result['mode']}` run",
+        "",
+        f"{result['machine']['cpus']} CPUs, Python {result['machine']['python']}; wrk -t2, "
+        f"{result['plan']['rounds']} interleaved round(s) of {result['plan']['duration_s']:g} s "
+        "per workload; medians (min–max). CPU µs/req is the candidate's own processes (user + "
+        "system) per request; *per core ×nginx* = nginx's CPU µs/req ÷ the candidate's.",
+        "",
+    ]
+    workloads = list(dict.fromkeys(row["workload"] for row in summary))
+    for workload in workloads:
+        nginx = _row_for(summary, workload, "nginx")
+        scg = _row_for(summary, workload, "scg")
+        naive = _row_for(summary, workload, "naive-aiohttp")
+        lines += [
+            f"### {workload}",
+            "",
+            "| candidate | req/s | ×nginx | ×SCG | ×naive | p50 ms | p99 ms | CPU µs/req "
+            "| per core ×nginx | per core ×SCG | peak RSS MiB | errors |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for row in (r for r in summary if r["workload"] == workload):
+            cpu = row["cpu_us"]
+            per_core_nginx = (
+                _ratio(nginx["cpu_us"], cpu) if nginx and cpu and nginx["cpu_us"] else "–"
+            )
+            per_core_scg = _ratio(scg["cpu_us"], cpu) if scg and cpu and scg["cpu_us"] else "–"
+            peak = peaks.get(row["candidate"])
+            lines.append(
+                f"| {row['candidate']} | {row['rps']:.0f} "
+                f"({row['rps_min']:.0f}–{row['rps_max']:.0f})"
+                f" | {_ratio(row['rps'], nginx['rps'] if nginx else None)}"
+                f" | {_ratio(row['rps'], scg['rps'] if scg else None)}"
+                f" | {_ratio(row['rps'], naive['rps'] if naive else None)}"
+                f" | {row['p50_ms']:.2f} | {row['p99_ms']:.2f}"
+                f" | {f'{cpu:.1f}' if cpu else '–'} | {per_core_nginx} | {per_core_scg}"
+                f" | {f'{peak / 1024**2:.0f}' if peak else '–'} | {row['errors']} |"
+            )
+        lines.append("")
+    transfer = result.get("transfer") or {}
+    if transfer:
+        lines += [
+            f"**Streaming through meshgate** ({transfer['bytes'] / 1024**3:g} GiB each way, "
+            f"1 worker): upload {transfer['upload_MiB_s']:.0f} MiB/s, download "
+            f"{transfer['download_MiB_s']:.0f} MiB/s, gateway RSS growth "
+            f"{transfer['rss_growth_MiB']:.1f} MiB.",
+            "",
+        ]
+    micro = result.get("micro") or []
+    if micro:
+        lines += [
+            "**Micro-benchmarks** (best of 5, in-process)",
+            "",
+            "| what | n | µs |",
+            "|---|---|---|",
+        ]
+        lines += [f"| {m['name']} | {m['size']:,} | {m['us_per_op']:.3f} |" for m in micro]
+        lines.append("")
+    if chart is not None:
+        lines += [f"![throughput and p99]({chart.relative_to(RESULTS_MD.parent).as_posix()})", ""]
+    return "\n".join(lines)
+
+
+def chart(result: dict[str, Any], path: Path) -> Path | None:
+    """Throughput and p99 per candidate for each workload. None when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    summary: list[dict[str, Any]] = result["summary"]
+    workloads = list(dict.fromkeys(row["workload"] for row in summary))
+    fig, axes = plt.subplots(len(workloads), 2, figsize=(13, 3.2 * len(workloads)), squeeze=False)
+    for i, workload in enumerate(workloads):
+        rows = [r for r in summary if r["workload"] == workload]
+        names = [r["candidate"] for r in rows]
+        colors = ["#d62728" if n.startswith("meshgate") else "#7f7f7f" for n in names]
+        ax_rps, ax_p99 = axes[i]
+        ax_rps.barh(names, [r["rps"] for r in rows], color=colors)
+        ax_rps.errorbar(
+            [r["rps"] for r in rows],
+            range(len(rows)),
+            xerr=[
+                [r["rps"] - r["rps_min"] for r in rows],
+                [r["rps_max"] - r["rps"] for r in rows],
+            ],
+            fmt="none",
+            ecolor="black",
+            capsize=3,
+        )
+        ax_rps.set_title(f"{workload}: requests/s (higher is better)")
+        ax_rps.invert_yaxis()
+        ax_p99.barh(names, [r["p99_ms"] for r in rows], color=colors)
+        ax_p99.set_title(f"{workload}: p99 latency ms (lower is better)")
+        ax_p99.invert_yaxis()
+    fig.suptitle(f"meshgate benchmark {result['started']} ({result['mode']})")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def append(table: str) -> None:
+    if not RESULTS_MD.exists():
+        RESULTS_MD.write_text(
+            "# Benchmark results\n\nEach section is one `make bench` (or `bench-quick`) run; "
+            "every figure is a ratio to peers measured in the same run on the same machine.\n\n"
+        )
+    with RESULTS_MD.open("a") as out:
+        out.write("\n" + table + "\n")

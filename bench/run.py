@@ -1,0 +1,287 @@
+"""``make bench`` / ``make bench-quick``: every candidate in front of one nginx upstream, measured
+in the same run with interleaved rounds, reported as ratios.
+
+    python -m bench.run [--quick] [--only NAME,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import micro, report
+from bench.procs import CpuMeter, peak_rss_bytes, rss_bytes, tree
+from bench.stack import Service, Stack, minimal_routes, typical_routes
+from bench.wrk import WrkResult, run_wrk
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    name: str
+    path: str
+    connections: int
+    script: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    rounds: int
+    duration_s: float
+    warmup_s: float
+    scg_warmup: tuple[float, ...]
+    workloads: tuple[Workload, ...]
+    transfer_bytes: int
+
+
+SMALL_50 = Workload("small c=50", "/", 50)
+SMALL_200 = Workload("small c=200", "/", 200)
+BODY_64K = Workload("64 KiB c=50", "/64k", 50)
+UPLOAD_1M = Workload("1 MiB POST c=50", "/upload", 50, "upload.lua")
+
+FULL = Plan(3, 10, 3, (20, 20), (SMALL_50, SMALL_200, BODY_64K, UPLOAD_1M), 1024**3)
+QUICK = Plan(1, 3, 1, (8,), (SMALL_50, BODY_64K), 256 * 1024**2)
+
+UPLOAD_SCRIPT = """
+wrk.method = "POST"
+wrk.body = string.rep("u", 1048576)
+wrk.headers["Content-Type"] = "application/octet-stream"
+"""
+
+
+@dataclass
+class Measurement:
+    candidate: str
+    workload: str
+    round: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+    cpu_us_per_request: float | None
+
+
+def measure(service: Service, workload: Workload, plan: Plan, work: Path) -> Measurement:
+    script = None
+    if workload.script:
+        script = work / workload.script
+        script.write_text(UPLOAD_SCRIPT)
+    meter = CpuMeter(service.process.pid)
+    meter.start()
+    result: WrkResult = run_wrk(
+        service.base_url + workload.path,
+        connections=workload.connections,
+        duration_s=plan.duration_s,
+        script=script,
+    )
+    cpu = meter.stop()
+    proxied = service.name != "direct"
+    return Measurement(
+        candidate=service.name,
+        workload=workload.name,
+        round=0,
+        rps=result.rps,
+        p50_ms=result.p50_ms,
+        p99_ms=result.p99_ms,
+        requests=result.requests,
+        errors=result.errors,
+        cpu_us_per_request=(cpu / result.requests * 1e6) if proxied and result.requests else None,
+    )
+
+
+def warm_up(service: Service, plan: Plan, work: Path) -> None:
+    durations = plan.scg_warmup if service.name == "scg" else (plan.warmup_s,)
+    for seconds in durations:
+        for workload in plan.workloads:
+            script = None
+            if workload.script:
+                script = work / workload.script
+                script.write_text(UPLOAD_SCRIPT)
+            run_wrk(
+                service.base_url + workload.path,
+                connections=workload.connections,
+                duration_s=max(1.0, seconds / len(plan.workloads)),
+                script=script,
+            )
+
+
+async def _transfer(gateway: Service, size: int) -> dict[str, float]:
+    """Stream ``size`` bytes up and down through meshgate, sampling its RSS."""
+    import aiohttp
+
+    pids = tree(gateway.process.pid)
+    baseline = rss_bytes(pids)
+    peak = baseline
+    stop = asyncio.Event()
+
+    async def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, rss_bytes(pids))
+            await asyncio.sleep(0.05)
+
+    sampler = asyncio.create_task(sample())
+    block = b"u" * (1024 * 1024)
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(size // len(block)):
+            yield block
+
+    timeout = aiohttp.ClientTimeout(total=600)
+    async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session:
+        started = time.monotonic()
+        async with session.post(f"{gateway.base_url}/sink", data=body()) as resp:
+            received = (await resp.json())["received"]
+        upload_s = time.monotonic() - started
+        started = time.monotonic()
+        got = 0
+        async with session.get(f"{gateway.base_url}/bytes/{size}") as resp:
+            async for piece in resp.content.iter_chunked(1024 * 1024):
+                got += len(piece)
+        download_s = time.monotonic() - started
+    stop.set()
+    await sampler
+    if received != size or got != size:
+        raise RuntimeError(f"transfer incomplete: up {received}, down {got} of {size}")
+    return {
+        "bytes": size,
+        "upload_MiB_s": size / upload_s / 1024**2,
+        "download_MiB_s": size / download_s / 1024**2,
+        "rss_growth_MiB": (peak - baseline) / 1024**2,
+    }
+
+
+def summarise(measurements: list[Measurement]) -> list[dict[str, object]]:
+    """Medians per (workload, candidate), in the order they were measured."""
+    rows: list[dict[str, object]] = []
+    keys = list(dict.fromkeys((m.workload, m.candidate) for m in measurements))
+    for workload, candidate in keys:
+        runs = [m for m in measurements if m.workload == workload and m.candidate == candidate]
+        cpu = [m.cpu_us_per_request for m in runs if m.cpu_us_per_request is not None]
+        rows.append(
+            {
+                "workload": workload,
+                "candidate": candidate,
+                "rps": statistics.median(m.rps for m in runs),
+                "rps_min": min(m.rps for m in runs),
+                "rps_max": max(m.rps for m in runs),
+                "p50_ms": statistics.median(m.p50_ms for m in runs),
+                "p99_ms": statistics.median(m.p99_ms for m in runs),
+                "cpu_us": statistics.median(cpu) if cpu else None,
+                "errors": sum(m.errors for m in runs),
+            }
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench")
+    parser.add_argument("--quick", action="store_true", help="one short round: a smoke run")
+    parser.add_argument("--only", default="", help="comma-separated candidate names")
+    parser.add_argument("--no-append", action="store_true", help="don't append to RESULTS.md")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    only = {name for name in args.only.split(",") if name}
+    work = Path(tempfile.mkdtemp(prefix="meshgate-bench-"))
+    work.chmod(0o755)  # nginx workers run unprivileged and must read the files served from here
+    stack = Stack(work)
+    started = datetime.now(UTC)
+    try:
+        upstream = stack.start_upstream()
+        port2 = stack.upstream_port2
+
+        def wanted(name: str) -> bool:
+            return not only or name in only
+
+        candidates: list[Service] = []
+        if wanted("direct"):
+            candidates.append(stack.direct())
+        if wanted("nginx"):
+            candidates.append(stack.start_nginx_proxy())
+        if wanted("scg"):
+            candidates.append(stack.start_scg())
+        if wanted("naive-aiohttp"):
+            candidates.append(stack.start_naive())
+        for workers in (1, 2):
+            name = f"meshgate-{workers}w-minimal"
+            if wanted(name):
+                candidates.append(
+                    stack.start_meshgate(name, minimal_routes(upstream.port), workers)
+                )
+            name = f"meshgate-{workers}w-typical"
+            if wanted(name):
+                routes = typical_routes(upstream.port, port2)
+                candidates.append(stack.start_meshgate(name, routes, workers, prefix="/svc99"))
+        print(f"candidates: {', '.join(c.name for c in candidates)}", flush=True)
+        for service in candidates:
+            print(f"warming up {service.name}", flush=True)
+            warm_up(service, plan, work)
+        measurements: list[Measurement] = []
+        for workload in plan.workloads:
+            for round_no in range(plan.rounds):
+                for service in candidates:  # interleaved: A B C ... A B C ...
+                    m = measure(service, workload, plan, work)
+                    m.round = round_no
+                    measurements.append(m)
+                    cpu = f"{m.cpu_us_per_request:.1f} µs" if m.cpu_us_per_request else "-"
+                    print(
+                        f"  {workload.name:16} r{round_no} {service.name:22} "
+                        f"{m.rps:10.0f} req/s  p99 {m.p99_ms:7.2f} ms  cpu {cpu}",
+                        flush=True,
+                    )
+        peaks = {
+            s.name: peak_rss_bytes(tree(s.process.pid)) for s in candidates if s.name != "direct"
+        }
+        transfers: dict[str, float] = {}
+        if wanted("meshgate-1w-minimal") or not only:
+            echo = stack.start_echo()
+            sink = stack.start_meshgate("meshgate-transfer", minimal_routes(echo.port), 1)
+            print(f"streaming {plan.transfer_bytes / 1024**3:g} GiB each way", flush=True)
+            transfers = asyncio.run(_transfer(sink, plan.transfer_bytes))
+        micro_results = [asdict(r) for r in micro.run_all()]
+    finally:
+        stack.stop_all()
+    summary = summarise(measurements)
+    result = {
+        "started": started.isoformat(timespec="seconds"),
+        "mode": "quick" if args.quick else "full",
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+        },
+        "plan": asdict(plan),
+        "measurements": [asdict(m) for m in measurements],
+        "summary": summary,
+        "peak_rss_bytes": peaks,
+        "transfer": transfers,
+        "micro": micro_results,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    json_path = RESULTS / f"{stamp}.json"
+    json_path.write_text(json.dumps(result, indent=2))
+    chart = report.chart(result, RESULTS / f"{stamp}.png")
+    table = report.markdown(result, chart)
+    print(table)
+    if not args.no_append:
+        report.append(table)
+    print(f"results: {json_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,247 @@
+"""Everything the benchmark starts: the nginx upstream and every candidate in front of it, each
+in its own process group on 127.0.0.1, stopped by pid when the run ends."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCG_JAR = ROOT / "bench" / "peers" / "scg" / "target" / "scg-peer.jar"
+TYPICAL_ROUTES = 100
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Service:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    path_prefix: str = ""
+    measured: bool = True
+    log: Path | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.path_prefix}"
+
+    def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)
+
+
+def _spawn(
+    command: list[str], log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    handle = log.open("wb")
+    return subprocess.Popen(
+        command,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+        start_new_session=True,  # its own process group: stopping it stops its workers too
+    )
+
+
+def wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: process exited ({process.returncode}):\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status < 500:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up within {timeout}s:\n{log.read_text()[-2000:]}")
+
+
+UPSTREAM_CONF = """
+worker_processes 1;
+daemon off;
+pid {work}/upstream.pid;
+error_log {work}/upstream-error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  server {{
+    listen 127.0.0.1:{port1} backlog=4096;
+    listen 127.0.0.1:{port2} backlog=4096;
+    location = / {{ return 200 "hello world\\n"; }}
+    location = /64k {{ alias {work}/64k.bin; }}
+    location = /big {{ alias {work}/big.bin; }}
+    location = /upload {{
+      client_max_body_size 2m;
+      client_body_buffer_size 2m;
+      return 200 "ok\\n";
+    }}
+  }}
+}}
+"""
+
+PROXY_CONF = """
+worker_processes 1;
+daemon off;
+pid {work}/proxy.pid;
+error_log {work}/proxy-error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  upstream backend {{ server 127.0.0.1:{upstream}; keepalive 256; }}
+  server {{
+    listen 127.0.0.1:{port} backlog=4096;
+    client_max_body_size 2m;
+    location / {{
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffers 16 64k;
+      proxy_buffer_size 64k;
+    }}
+  }}
+}}
+"""
+
+
+def minimal_routes(upstream_port: int) -> str:
+    return f"routes:\n  - id: upstream\n    uri: http://127.0.0.1:{upstream_port}\n"
+
+
+def typical_routes(port1: int, port2: int) -> str:
+    """100 routes; requests hit the last one (the worst case for route matching)."""
+    lines = [
+        "services:",
+        "  bench:",
+        f"    - {{host: 127.0.0.1, port: {port1}}}",
+        f"    - {{host: 127.0.0.1, port: {port2}}}",
+        "routes:",
+    ]
+    for i in range(TYPICAL_ROUTES):
+        lines += [
+            f"  - id: svc{i}",
+            "    uri: lb://bench",
+            f"    predicates: [Path=/svc{i}/**]",
+            f"    filters: [StripPrefix=1, 'AddRequestHeader=X-Bench-Route, svc{i}']",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Stack:
+    work: Path
+    services: list[Service] = field(default_factory=list)
+    upstream: Service | None = None
+    upstream_port2: int = 0
+
+    def start_upstream(self) -> Service:
+        port1, port2 = free_port(), free_port()
+        (self.work / "64k.bin").write_bytes(b"x" * 65536)
+        with (self.work / "big.bin").open("wb") as big:
+            big.truncate(1024**3)  # sparse: 1 GiB of zeros without writing them
+        for served in ("64k.bin", "big.bin"):
+            (self.work / served).chmod(0o644)
+        conf = self.work / "upstream.conf"
+        conf.write_text(UPSTREAM_CONF.format(work=self.work, port1=port1, port2=port2))
+        log = self.work / "upstream.log"
+        process = _spawn(["nginx", "-c", str(conf), "-p", str(self.work)], log)
+        service = Service("upstream", port1, process, measured=False, log=log)
+        wait_http(f"http://127.0.0.1:{port1}/", process, log)
+        self.services.append(service)
+        self.upstream, self.upstream_port2 = service, port2
+        return service
+
+    def direct(self) -> Service:
+        assert self.upstream is not None
+        # The ceiling: wrk straight at the upstream (its CPU is the upstream's, not a proxy's).
+        return Service("direct", self.upstream.port, self.upstream.process, measured=True)
+
+    def start_nginx_proxy(self) -> Service:
+        assert self.upstream is not None
+        port = free_port()
+        conf = self.work / "proxy.conf"
+        conf.write_text(PROXY_CONF.format(work=self.work, port=port, upstream=self.upstream.port))
+        log = self.work / "proxy.log"
+        process = _spawn(["nginx", "-c", str(conf), "-p", str(self.work)], log)
+        return self._started(Service("nginx", port, process, log=log))
+
+    def start_scg(self) -> Service:
+        assert self.upstream is not None
+        if not SCG_JAR.exists():
+            raise RuntimeError(f"{SCG_JAR} is missing: run `make bench-peers` first")
+        port = free_port()
+        log = self.work / "scg.log"
+        env = {"PEER_PORT": str(port), "UPSTREAM_PORT": str(self.upstream.port)}
+        process = _spawn(["java", "-jar", str(SCG_JAR)], log, env)
+        return self._started(Service("scg", port, process, log=log), timeout=120)
+
+    def start_naive(self) -> Service:
+        assert self.upstream is not None
+        port = free_port()
+        log = self.work / "naive.log"
+        upstream = f"http://127.0.0.1:{self.upstream.port}"
+        process = _spawn([sys.executable, "-m", "bench.naive_proxy", str(port), upstream], log)
+        return self._started(Service("naive-aiohttp", port, process, log=log))
+
+    def start_meshgate(self, name: str, routes: str, workers: int, prefix: str = "") -> Service:
+        port, management = free_port(), free_port()
+        config = self.work / f"{name}.yml"
+        config.write_text(routes)
+        log = self.work / f"{name}.log"
+        env = {
+            "GATEWAY_HOST": "127.0.0.1",
+            "GATEWAY_PORT": str(port),
+            "GATEWAY_MANAGEMENT_PORT": str(management),
+            "GATEWAY_CONFIG": str(config),
+            "GATEWAY_WORKERS": str(workers),
+            "GATEWAY_LOG_LEVEL": "WARNING",
+        }
+        process = _spawn([sys.executable, "-m", "gateway"], log, env)
+        service = Service(name, port, process, path_prefix=prefix, log=log)
+        wait_http(f"http://127.0.0.1:{management}/actuator/health/readiness", process, log)
+        self.services.append(service)
+        return service
+
+    def start_echo(self) -> Service:
+        port = free_port()
+        log = self.work / "echo.log"
+        process = _spawn([sys.executable, "-m", "gateway.demo.echo", str(port), "sink"], log)
+        service = Service("echo", port, process, measured=False, log=log)
+        wait_http(f"http://127.0.0.1:{port}/", process, log)
+        self.services.append(service)
+        return service
+
+    def _started(self, service: Service, timeout: float = 60) -> Service:
+        assert service.log is not None
+        wait_http(f"{service.base_url}/", service.process, service.log, timeout)
+        self.services.append(service)
+        return service
+
+    def stop_all(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+        self.services.clear()
