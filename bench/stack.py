@@ -116,6 +116,7 @@ http {{
   server {{
     listen 127.0.0.1:{port} backlog=4096;
     client_max_body_size 2m;
+    client_body_buffer_size 2m;  # keep 1 MiB uploads in memory, not in temp files
     location / {{
       proxy_pass http://backend;
       proxy_http_version 1.1;

@@ -102,15 +102,18 @@ class StreamBody:
         if not self._ended:
             self._abort_cb()
 
-    def discard(self) -> None:
+    def discard(self, on_end: Callable[[], None] | None = None) -> None:
         """Drop what is buffered and whatever still arrives (the request was answered without
-        reading its body). The connection stays usable if the body ends normally."""
+        reading all of its body). ``on_end`` runs when the body has fully arrived, so the
+        connection can carry on with the next request."""
         self._buffer.clear()
         self._buffered = 0
-        self._sink = _DISCARD
+        self._sink = _Discard(on_end) if on_end is not None else _DISCARD
         if self._paused_for_buffer:
             self._paused_for_buffer = False
             self._resume_cb()
+        if on_end is not None and self._ended:
+            on_end()
 
     # -- producer side (parser callbacks) ---------------------------------------------------------
     def feed(self, data: bytes) -> None:
@@ -141,11 +144,17 @@ class StreamBody:
 
 
 class _Discard:
+    __slots__ = ("_on_end",)
+
+    def __init__(self, on_end: Callable[[], None] | None = None) -> None:
+        self._on_end = on_end
+
     def on_data(self, chunk: bytes) -> None:
         return None
 
     def on_end(self) -> None:
-        return None
+        if self._on_end is not None:
+            self._on_end()
 
     def on_error(self, exc: BaseException) -> None:
         return None

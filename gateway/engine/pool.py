@@ -24,7 +24,9 @@ PoolKey = tuple[str, int, bool]
 class PoolSettings:
     connect_timeout: float = 5.0
     idle_timeout: float = 30.0
-    max_idle_per_host: int = 128
+    # Above the usual concurrency per upstream: a cap below it closes and reopens connections
+    # on every burst.
+    max_idle_per_host: int = 1024
 
 
 class ConnectionPool:

@@ -35,6 +35,8 @@ from gateway.headers import Headers
 log = logging.getLogger("meshgate.engine")
 
 _NO_BODY_STATUS = frozenset({204, 304})
+# The most request body we read and drop after answering, to keep a connection alive.
+MAX_LINGER_BYTES = 4 * 1024 * 1024
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -69,7 +71,6 @@ class ServerState:
         self.scheme = scheme
         self.connections: set[HttpServerProtocol] = set()
         self.draining = False
-        self.in_flight = 0
         self._all_closed: asyncio.Event | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
@@ -175,7 +176,7 @@ class HttpServerProtocol(asyncio.Protocol):
         self._pause_reasons: set[str] = set()
         # Monotonic time after which ``_on_deadline`` fires (0: none); see ServerState._sweep.
         self._deadline = 0.0
-        self._deadline_is_header = False
+        self._on_deadline: Callable[[], None] = self._on_idle_timeout
         self._tunnel: Tunnel | None = None
         self._closing = False
         self._close_when_idle = False
@@ -195,7 +196,7 @@ class HttpServerProtocol(asyncio.Protocol):
             self._closing = True
             transport.close()
             return
-        self._arm(self._state.limits.header_timeout, header=True)
+        self._arm(self._state.limits.header_timeout, self._on_header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
@@ -261,7 +262,7 @@ class HttpServerProtocol(asyncio.Protocol):
             return
         if not self._in_head and self._parsing is None and self._active is None:
             # first byte of a new request on an idle connection: header timer replaces idle timer
-            self._arm(self._state.limits.header_timeout, header=True)
+            self._arm(self._state.limits.header_timeout, self._on_header_timeout)
         if self._in_head or self._parsing is None:
             self._head_bytes += len(data)
         try:
@@ -409,7 +410,6 @@ class HttpServerProtocol(asyncio.Protocol):
     # -- handling ----------------------------------------------------------------------------------
     def _start(self, cycle: _Cycle) -> None:
         self._active = cycle
-        self._state.in_flight += 1
         cycle.task = self._loop.create_task(self._run(cycle))
 
     async def _run(self, cycle: _Cycle) -> None:
@@ -417,7 +417,6 @@ class HttpServerProtocol(asyncio.Protocol):
         try:
             response = await self._state.handler(exchange)
         except asyncio.CancelledError:
-            self._state.in_flight -= 1
             raise
         except Exception as exc:  # last resort: the handler's own error layer should map all
             log.exception(
@@ -425,7 +424,6 @@ class HttpServerProtocol(asyncio.Protocol):
             )
             response = self._state.error_response(exchange, GatewayError(str(exc)), "")
         if self._closing:
-            self._state.in_flight -= 1
             body = response.body
             if not isinstance(body, bytes):
                 body.abort()
@@ -500,10 +498,18 @@ class HttpServerProtocol(asyncio.Protocol):
 
     def _finish(self, cycle: _Cycle) -> None:
         self._streaming = None
-        self._active = None
-        self._state.in_flight -= 1
-        if cycle.body is not None and not cycle.body.complete:
+        body = cycle.body
+        if body is not None and not body.complete:
+            if self._can_linger(cycle, body):
+                # Answered before the client finished sending (an early 413/302, or an upstream
+                # that replied without reading): read and drop the rest, as nginx does, so the
+                # client isn't reset mid-upload and the connection stays usable.
+                self._arm(self._state.limits.header_timeout, self._on_linger_timeout)
+                body.discard(on_end=lambda: self._finish(cycle))
+                self._resume_reading("body")
+                return
             cycle.keep_alive = False  # unread body bytes: we can't find the next request
+        self._active = None
         if not cycle.keep_alive or self._close_when_idle or self._state.draining:
             self._close()
             return
@@ -513,7 +519,19 @@ class HttpServerProtocol(asyncio.Protocol):
         # body (or its head), so resume even when it was already queued.
         self._resume_reading("pipeline")
         if self._active is None and self._parsing is None:
-            self._arm(self._state.limits.keepalive_timeout, header=False)
+            self._arm(self._state.limits.keepalive_timeout, self._on_idle_timeout)
+
+    def _can_linger(self, cycle: _Cycle, body: StreamBody) -> bool:
+        if not cycle.keep_alive or self._closing or self._close_when_idle:
+            return False
+        if cycle.expect_continue:
+            return False  # the client is waiting for our go-ahead: it won't send the body
+        remaining = None if body.length is None else body.length - body.received
+        return remaining is None or remaining <= MAX_LINGER_BYTES
+
+    def _on_linger_timeout(self) -> None:
+        if self._active is not None:
+            self._close()
 
     def _send_continue(self, cycle: _Cycle) -> None:
         if cycle.expect_continue and self._transport is not None and not self._closing:
@@ -528,16 +546,15 @@ class HttpServerProtocol(asyncio.Protocol):
         head = status_line(cycle.version, response.status, response.reason)
         transport.write(head + serialize_headers(headers) + b"\r\n")
         self._active = None
-        self._state.in_flight -= 1
         self._tunnel = tunnel
         self._pause_reasons.clear()
         tunnel.attach_client(transport, cycle.upgrade_buffer)
         transport.resume_reading()
 
     # -- timers and flow control -------------------------------------------------------------------
-    def _arm(self, delay: float, *, header: bool) -> None:
+    def _arm(self, delay: float, action: Callable[[], None]) -> None:
         self._deadline = self._loop.time() + delay
-        self._deadline_is_header = header
+        self._on_deadline = action
 
     def _clear_deadline(self) -> None:
         self._deadline = 0.0
@@ -545,10 +562,7 @@ class HttpServerProtocol(asyncio.Protocol):
     def check_deadline(self, now: float) -> None:
         if self._deadline and now >= self._deadline:
             self._deadline = 0.0
-            if self._deadline_is_header:
-                self._on_header_timeout()
-            else:
-                self._on_idle_timeout()
+            self._on_deadline()
 
     def _on_header_timeout(self) -> None:
         if self._active is not None or self._closing:

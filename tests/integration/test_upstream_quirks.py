@@ -169,3 +169,27 @@ async def test_upstream_closing_mid_body_cuts_the_client_connection(
     with pytest.raises(aiohttp.ClientPayloadError):
         async with session.get(f"{gw.url}/x") as resp:
             await resp.read()
+
+
+async def test_early_answer_reads_the_rest_of_the_body_and_keeps_the_connection(
+    raw_upstream: Callable[[Responder], asyncio.Future[RawUpstream]],
+    make_gateway: MakeGateway,
+) -> None:
+    # The upstream answers as soon as it has the head, without reading the upload.
+    up = await raw_upstream(lambda head: b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    up.close_after_answer = True
+    gw = await make_gateway(route_to(up.port))
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+    body = b"b" * (1024 * 1024)
+    writer.write(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+    writer.write(body[:1000])
+    await writer.drain()
+    first = await reader.readuntil(b"ok")
+    assert first.startswith(b"HTTP/1.1 200 OK")
+    writer.write(body[1000:])  # the client keeps sending after the answer: no reset
+    writer.write(b"GET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    await writer.drain()
+    async with asyncio.timeout(5):
+        rest = await reader.read(-1)
+    writer.close()
+    assert rest.startswith(b"HTTP/1.1 200 OK")  # the same connection served the next request

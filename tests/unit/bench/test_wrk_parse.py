@@ -36,7 +36,9 @@ def test_parses_every_figure() -> None:
 
 
 def test_units_are_normalised_to_milliseconds() -> None:
-    report = REPORT.replace("99%    6.24ms", "99%    1.02s").replace("50%    3.21ms", "50%  850.00us")
+    report = REPORT.replace("99%    6.24ms", "99%    1.02s").replace(
+        "50%    3.21ms", "50%  850.00us"
+    )
     result = parse_wrk(report)
     assert result.p99_ms == pytest.approx(1020.0)
     assert result.p50_ms == pytest.approx(0.85)
