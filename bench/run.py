@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -50,6 +50,8 @@ SMALL_50 = Workload("small c=50", "/", 50)
 SMALL_200 = Workload("small c=200", "/", 200)
 BODY_64K = Workload("64 KiB c=50", "/64k", 50)
 UPLOAD_1M = Workload("1 MiB POST c=50", "/upload", 50, "upload.lua")
+
+WORKLOADS = {"small50": SMALL_50, "small200": SMALL_200, "64k": BODY_64K, "upload": UPLOAD_1M}
 
 FULL = Plan(3, 10, 3, (20, 20), (SMALL_50, SMALL_200, BODY_64K, UPLOAD_1M), 1024**3)
 QUICK = Plan(1, 3, 1, (8,), (SMALL_50, BODY_64K), 256 * 1024**2)
@@ -192,8 +194,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one short round: a smoke run")
     parser.add_argument("--only", default="", help="comma-separated candidate names")
     parser.add_argument("--no-append", action="store_true", help="don't append to RESULTS.md")
+    parser.add_argument(
+        "--workloads", default="", help=f"comma-separated subset of: {', '.join(WORKLOADS)}"
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
+    if args.workloads:
+        chosen = tuple(WORKLOADS[name] for name in args.workloads.split(","))
+        plan = replace(plan, workloads=chosen)
     only = {name for name in args.only.split(",") if name}
     work = Path(tempfile.mkdtemp(prefix="meshgate-bench-"))
     work.chmod(0o755)  # nginx workers run unprivileged and must read the files served from here

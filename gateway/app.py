@@ -6,6 +6,7 @@ Nothing else wires objects together; every resource created here is closed in ``
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import random
@@ -199,6 +200,7 @@ async def serve(settings: Settings, *, worker: int = 0, reuse_port: bool = False
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: _reload_quietly(gateway))
     await gateway.start(reuse_port=reuse_port, management=worker == 0)
+    tune_gc()
     await stop.wait()
     log.info("shutting down worker %d", worker)
     await gateway.stop()
@@ -213,12 +215,24 @@ def _reload_quietly(gateway: Gateway) -> None:
         gateway.on_refresh = hook
 
 
-def _run_loop(coro_factory: Callable[[], Any]) -> int:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on supported platforms
-        return int(asyncio.run(coro_factory()))
-    return int(uvloop.run(coro_factory()))
+def tune_gc() -> None:
+    """Everything loaded at start-up (modules, route tables) moves to the permanent
+    generation, and young collections run every 50,000 allocations instead of 700: the
+    request path allocates many short-lived objects and almost no cycles, so default GC
+    spent ~20 % of a busy worker's CPU re-scanning live connections for nothing."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
+def _run_loop(settings: Settings, coro_factory: Callable[[], Any]) -> int:
+    if settings.event_loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - uvloop is a dependency on supported platforms
+            log.warning("uvloop is not installed; using the asyncio event loop")
+        else:
+            return int(uvloop.run(coro_factory()))
+    return int(asyncio.run(coro_factory()))
 
 
 def main_run() -> int:
@@ -229,11 +243,12 @@ def main_run() -> int:
         return 2
     configure_logging(settings.log_level, settings.log_format)
     if settings.workers == 1:
-        return _run_loop(lambda: serve(settings))
+        return _run_loop(settings, lambda: serve(settings))
     from gateway.supervisor import supervise
 
     return supervise(
-        settings, lambda index: _run_loop(lambda: serve(settings, worker=index, reuse_port=True))
+        settings,
+        lambda index: _run_loop(settings, lambda: serve(settings, worker=index, reuse_port=True)),
     )
 
 

@@ -33,8 +33,9 @@ class Settings(BaseSettings):
     discovery_locator_enabled: bool = False
     management_write: bool = False
     trusted_proxies: str = ""
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
-    @field_validator("log_level", "log_format", mode="before")
+    @field_validator("log_level", "log_format", "event_loop", mode="before")
     @classmethod
     def _case(cls, value: Any, info: Any) -> Any:
         if isinstance(value, str):

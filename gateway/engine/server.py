@@ -380,7 +380,11 @@ class HttpServerProtocol(asyncio.Protocol):
         if self._active is None:
             self._start(cycle)
         else:
+            # Pipelined behind an active request: stop reading until we catch up, so a client
+            # can't queue unbounded work. (Only here: pausing after every request would cost
+            # two epoll_ctl calls per request for the common non-pipelined client.)
             self._pipeline.append(cycle)
+            self._pause_reading("pipeline")
 
     def on_body(self, body: bytes) -> None:
         cycle = self._parsing
@@ -392,9 +396,6 @@ class HttpServerProtocol(asyncio.Protocol):
         self._parsing = None
         if cycle is not None and cycle.body is not None:
             cycle.body.feed_end()
-        if self._active is not None:
-            # Pipelined request behind an active one: stop reading until we catch up.
-            self._pause_reading("pipeline")
 
     # -- upgrade -----------------------------------------------------------------------------------
     def _on_upgrade(self, rest: bytes) -> None:

@@ -201,3 +201,14 @@ async def test_sighup_reloads_routes_and_keeps_them_on_error(
             assert "nope" in health["components"]["routes"]["details"]["lastError"]
     finally:
         assert process.stop() == 0
+
+
+async def test_asyncio_event_loop_can_be_chosen(tmp_path: Path, upstream: Upstream) -> None:
+    process = spawn_gateway(
+        write_routes(tmp_path, upstream), tmp_path, GATEWAY_EVENT_LOOP="asyncio"
+    )
+    try:
+        async with aiohttp.ClientSession() as session, session.get(f"{process.url}/x") as resp:
+            assert resp.status == 200
+    finally:
+        assert process.stop() == 0

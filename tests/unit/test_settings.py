@@ -42,6 +42,7 @@ def test_env_values_and_durations(monkeypatch: pytest.MonkeyPatch) -> None:
         ("GATEWAY_RESPONSE_TIMEOUT", "0"),
         ("GATEWAY_LOG_FORMAT", "xml"),
         ("GATEWAY_TRUSTED_PROXIES", "(unclosed"),
+        ("GATEWAY_EVENT_LOOP", "trio"),
     ],
 )
 def test_bad_values_name_the_variable(
