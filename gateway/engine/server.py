@@ -28,7 +28,7 @@ from gateway.engine.framing import (
     status_line,
 )
 from gateway.engine.upgrade import Tunnel
-from gateway.errors import BadRequest, GatewayError, HeadersTooLarge
+from gateway.errors import BadRequest, GatewayError, HeadersTooLarge, UpstreamProtocolError
 from gateway.exchange import Exchange, Handler, Request, Response, Upgrade
 from gateway.headers import Headers
 
@@ -473,14 +473,18 @@ class HttpServerProtocol(asyncio.Protocol):
             transport.write(b"".join(out))
             self._finish(cycle)
             return
-        transport.write(b"".join(out))
         if no_body:
+            transport.write(b"".join(out))
             if not _is_complete(body):
                 body.abort()
             self._finish(cycle)
             return
         self._streaming = body  # type: ignore[assignment]
-        body.start(_ResponseWriter(self, cycle))
+        # The head waits for the body's first chunk, usually already read with it, so a small
+        # response goes out in one write instead of two.
+        writer = _ResponseWriter(self, cycle, b"".join(out))
+        body.start(writer)
+        writer.flush_head()
 
     def _write_local(self, response: Response, version: bytes, *, close: bool) -> None:
         transport = self._transport
@@ -602,30 +606,50 @@ def _is_complete(body: object) -> bool:
 
 
 class _ResponseWriter:
-    """Writes a streamed response body to the client, re-chunking when the length is unknown."""
+    """Writes a streamed response body to the client, re-chunking when the length is unknown.
+    The response head is held until the first chunk (or ``flush_head``) so both share a write."""
 
-    __slots__ = ("_conn", "_cycle")
+    __slots__ = ("_conn", "_cycle", "_head")
 
-    def __init__(self, conn: HttpServerProtocol, cycle: _Cycle) -> None:
+    def __init__(self, conn: HttpServerProtocol, cycle: _Cycle, head: bytes) -> None:
         self._conn = conn
         self._cycle = cycle
+        self._head: bytes | None = head
+
+    def flush_head(self) -> None:
+        head, self._head = self._head, None
+        transport = self._conn._transport
+        if head is not None and transport is not None and not transport.is_closing():
+            transport.write(head)
 
     def on_data(self, data: bytes) -> None:
         transport = self._conn._transport
         if not data or transport is None or transport.is_closing():
             return
-        transport.write(chunk(data) if self._cycle.chunked_out else data)
+        payload = chunk(data) if self._cycle.chunked_out else data
+        head, self._head = self._head, None
+        transport.write(head + payload if head is not None else payload)
 
     def on_end(self) -> None:
         transport = self._conn._transport
         if transport is None or transport.is_closing():
             return
-        if self._cycle.chunked_out:
-            transport.write(LAST_CHUNK)
+        head, self._head = self._head, None
+        tail = LAST_CHUNK if self._cycle.chunked_out else b""
+        if head is not None or tail:
+            transport.write(head + tail if head is not None else tail)
         self._conn._finish(self._cycle)
 
     def on_error(self, exc: BaseException) -> None:
+        conn = self._conn
+        conn._streaming = None
+        if self._head is not None:
+            # Nothing has reached the client yet: it can still get an honest 502.
+            self._head = None
+            error = UpstreamProtocolError(f"upstream body failed before the first byte: {exc}")
+            response = conn._state.error_response(self._cycle.exchange, error, "")
+            conn._write_local(response, self._cycle.version, close=True)
+            return
         # Headers are already out: the only honest signal left is to cut the connection.
         log.info("upstream body failed mid-stream: %s", exc)
-        self._conn._streaming = None
-        self._conn.abort()
+        conn.abort()
