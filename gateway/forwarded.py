@@ -2,7 +2,7 @@
 
 Values a client sent are kept (and appended to) only when the client is a trusted proxy
 (``GATEWAY_TRUSTED_PROXIES``, a regex on its address, like SCG's ``trusted-proxies``); from
-anyone else they are dropped first, so a client can't forge its own address for the upstream.
+anyone else they are dropped, so a client can't forge its own address for the upstream.
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ import re
 
 from gateway.exchange import Exchange
 
-_X_FORWARDED = frozenset(
+# Lower-cased names the forwarder always removes from the client's headers; this module
+# writes them anew.
+FORWARDED_NAMES = frozenset(
     {
         b"x-forwarded-for",
         b"x-forwarded-proto",
@@ -23,60 +25,63 @@ _X_FORWARDED = frozenset(
 )
 
 
-def _b(text: str) -> bytes:
-    return text.encode("latin-1")
-
-
-def _forwarded_node(host: str, port: int) -> str:
-    node = f"[{host}]" if ":" in host else host
-    return f'"{node}:{port}"'
-
-
 class ForwardedHeaders:
+    __slots__ = ("_trusted",)
+
     def __init__(self, trusted_proxies: str = "") -> None:
         self._trusted = re.compile(trusted_proxies) if trusted_proxies else None
 
-    def apply(self, exchange: Exchange, headers: list[tuple[bytes, bytes]]) -> None:
-        """Edit ``headers`` (the upstream request's, hop-by-hop already removed) in place."""
-        trusted = self._trusted is not None and self._trusted.fullmatch(exchange.client_host)
-        previous: dict[bytes, bytes] = {}
-        kept: list[tuple[bytes, bytes]] = []
-        for name, value in headers:
-            lname = name.lower()
-            if lname in _X_FORWARDED:
-                if trusted:
-                    prior = previous.get(lname)
-                    previous[lname] = value if prior is None else prior + b", " + value
-            else:
-                kept.append((name, value))
-        headers[:] = kept
+    def trusts(self, exchange: Exchange) -> bool:
+        return (
+            self._trusted is not None and self._trusted.fullmatch(exchange.client_host) is not None
+        )
 
-        def add(name: bytes, value: str) -> None:
-            prior = previous.get(name.lower())
-            encoded = _b(value)
-            headers.append((name, encoded if prior is None else prior + b", " + encoded))
-
+    def append(
+        self,
+        exchange: Exchange,
+        out: list[tuple[bytes, bytes]],
+        previous: dict[bytes, bytes] | None = None,
+    ) -> None:
+        """Append the forwarding headers to ``out``; ``previous`` holds a trusted proxy's
+        values by lower-cased name, which ours are appended to."""
+        client = exchange.client_host
+        scheme = exchange.scheme
         host = exchange.original_host or ""
-        port = exchange.server_port
-        if host:
-            _, sep, tail = host.rpartition(":")
-            if sep and tail.isdigit() and not host.endswith("]"):
-                port = int(tail)
-            elif not sep or host.endswith("]"):
-                port = 443 if exchange.scheme == "https" else 80
-        add(b"X-Forwarded-For", exchange.client_host)
-        add(b"X-Forwarded-Proto", exchange.scheme)
-        if host:
-            add(b"X-Forwarded-Host", host)
-        add(b"X-Forwarded-Port", str(port))
-        prefix = _stripped_prefix(exchange.original_path, exchange.request.path)
-        if prefix:
-            add(b"X-Forwarded-Prefix", prefix)
-        element = f"for={_forwarded_node(exchange.client_host, exchange.client_port)}"
+        port = _port(host, exchange)
+        node = f"[{client}]" if ":" in client else client
+        element = f'for="{node}:{exchange.client_port}"'
         if host:
             element += f';host="{host}"'
-        element += f";proto={exchange.scheme}"
-        add(b"Forwarded", element)
+        element += f";proto={scheme}"
+        prefix = _stripped_prefix(exchange.original_path, exchange.request.path)
+        values = [
+            (b"X-Forwarded-For", client),
+            (b"X-Forwarded-Proto", scheme),
+            (b"X-Forwarded-Host", host),
+            (b"X-Forwarded-Port", port),
+            (b"X-Forwarded-Prefix", prefix),
+            (b"Forwarded", element),
+        ]
+        for name, value in values:
+            if not value:
+                continue
+            encoded = value.encode("latin-1")
+            if previous:
+                prior = previous.get(name.lower())
+                if prior is not None:
+                    encoded = prior + b", " + encoded
+            out.append((name, encoded))
+
+
+def _port(host: str, exchange: Exchange) -> str:
+    """The port the client addressed: from its Host header, else the scheme's default (a
+    Host without a port means the default port, whatever port we listen on)."""
+    if not host:
+        return str(exchange.server_port)
+    _, sep, tail = host.rpartition(":")
+    if sep and not host.endswith("]"):
+        return tail if tail.isdigit() else str(exchange.server_port)
+    return "443" if exchange.scheme == "https" else "80"
 
 
 def _stripped_prefix(original: str, current: str) -> str:

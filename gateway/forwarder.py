@@ -3,14 +3,16 @@ connection and return the upstream's response with its body still streaming."""
 
 from __future__ import annotations
 
-from gateway.engine.framing import serialize_headers
-from gateway.engine.pool import ConnectionPool
-from gateway.engine.upstream import ConnectionLostBeforeResponse, strip_hop_by_hop
-from gateway.errors import GatewayError
-from gateway.exchange import Exchange, Response
-from gateway.forwarded import ForwardedHeaders
+from collections.abc import Callable
 
-_DROP_TOWARDS_UPSTREAM = frozenset({b"host", b"expect", b"content-length"})
+from gateway.engine.framing import HOP_BY_HOP, serialize_headers
+from gateway.engine.pool import ConnectionPool
+from gateway.engine.upstream import ConnectionLostBeforeResponse
+from gateway.exchange import Exchange, Response, Target
+from gateway.forwarded import FORWARDED_NAMES, ForwardedHeaders
+
+# Fields of the client's request that are not passed on as they are.
+_NOT_FORWARDED = HOP_BY_HOP | FORWARDED_NAMES | {b"host", b"expect", b"content-length"}
 
 
 class Forwarder:
@@ -25,49 +27,60 @@ class Forwarder:
         self._forwarded = forwarded
         self._response_timeout = response_timeout
 
-    async def __call__(self, exchange: Exchange) -> Response:
-        target = exchange.target
-        if target is None:
-            raise GatewayError("no upstream target chosen for the request")
+    def head(self, exchange: Exchange, target: Target) -> bytes:
+        """The upstream request head: the client's fields minus hop-by-hop, framing and
+        forwarding ones (written anew), in one pass and one serialisation."""
         request = exchange.request
         body = exchange.body
+        previous: dict[bytes, bytes] | None = {} if self._forwarded.trusts(exchange) else None
+        named: set[bytes] | None = None
+        host = target.authority.encode("latin-1")
+        headers: list[tuple[bytes, bytes]] = []
+        for item in request.headers.raw:
+            lname = item[0].lower()
+            if lname not in _NOT_FORWARDED:
+                headers.append(item)
+            elif lname == b"host":
+                if exchange.preserve_host:
+                    host = item[1]
+            elif lname == b"connection":
+                tokens = {token.strip().lower() for token in item[1].split(b",")}
+                named = tokens if named is None else named | tokens
+            elif previous is not None and lname in FORWARDED_NAMES:
+                prior = previous.get(lname)
+                previous[lname] = item[1] if prior is None else prior + b", " + item[1]
+        if named:
+            headers = [h for h in headers if h[0].lower() not in named]
+        headers.insert(0, (b"Host", host))
+        if exchange.upgrade is not None:
+            headers.append((b"Connection", b"Upgrade"))
+            headers.append((b"Upgrade", exchange.upgrade.protocol.encode("latin-1")))
+        if body is not None:
+            if body.length is None:
+                headers.append((b"Transfer-Encoding", b"chunked"))
+            else:
+                headers.append((b"Content-Length", b"%d" % body.length))
+        self._forwarded.append(exchange, headers, previous)
+        line = f"{request.method} {request.target} HTTP/1.1\r\n".encode("latin-1")
+        return b"".join((line, serialize_headers(headers), b"\r\n"))
+
+    async def forward(
+        self,
+        choose: Callable[[Exchange], Target],
+        connect_timeout: float | None,
+        response_timeout: float | None,
+        exchange: Exchange,
+    ) -> Response:
+        """Send the exchange to the target ``choose`` picks (a fixed address or a balanced
+        instance); the timeouts (route overrides) default to the gateway's. Arguments come in
+        this order so a route binds the first three once with ``functools.partial``."""
+        exchange.target = target = choose(exchange)
+        body = exchange.body
+        chunked = body is not None and body.length is None
         upgrade = exchange.upgrade is not None
-        headers = strip_hop_by_hop(request.headers.raw)
-        length = body.length if body is not None else None
-        chunked = body is not None and length is None
-        host = (
-            next((v for n, v in request.headers.raw if n.lower() == b"host"), None)
-            if exchange.preserve_host
-            else None
-        )
-        headers = [h for h in headers if h[0].lower() not in _DROP_TOWARDS_UPSTREAM]
-        self._forwarded.apply(exchange, headers)
-        framing: list[tuple[bytes, bytes]] = [
-            (b"Host", host if host is not None else target.authority.encode("latin-1"))
-        ]
-        if upgrade:
-            assert exchange.upgrade is not None
-            framing.append((b"Connection", b"Upgrade"))
-            framing.append((b"Upgrade", exchange.upgrade.protocol.encode("latin-1")))
-        if chunked:
-            framing.append((b"Transfer-Encoding", b"chunked"))
-        elif length is not None:
-            framing.append((b"Content-Length", b"%d" % length))
-        head = b"".join(
-            (
-                request.method.encode("latin-1"),
-                b" ",
-                request.target.encode("latin-1"),
-                b" HTTP/1.1\r\n",
-                serialize_headers(framing),
-                serialize_headers(headers),
-                b"\r\n",
-            )
-        )
-        metadata = exchange.route.metadata if exchange.route is not None else {}
-        connect_timeout = _millis(metadata.get("connect-timeout"))
-        response_timeout = _millis(metadata.get("response-timeout")) or self._response_timeout
-        head_request = request.method == "HEAD"
+        head = self.head(exchange, target)
+        response_timeout = response_timeout or self._response_timeout
+        head_request = exchange.request.method == "HEAD"
         # A reused keep-alive connection may have been closed by the upstream just as we picked
         # it; that is retried once on a fresh connection, but only when no body was sent.
         for attempt in (0, 1):
@@ -90,14 +103,3 @@ class Forwarder:
                 conn.abort()
                 raise
         raise AssertionError("unreachable")
-
-
-def _millis(value: object) -> float | None:
-    """SCG route metadata gives timeouts in milliseconds."""
-    if value is None:
-        return None
-    try:
-        millis = float(str(value))
-    except ValueError:
-        return None
-    return millis / 1000.0 if millis > 0 else None

@@ -322,14 +322,17 @@ class HttpServerProtocol(asyncio.Protocol):
             raise self._parse_error
 
     def on_headers_complete(self) -> None:
+        received, self._head_bytes = self._head_bytes, 0
         self._in_head = False
-        self._head_bytes = 0
         self._clear_deadline()
         limits = self._state.limits
-        head_size = self._url_len + sum(len(n) + len(v) + 4 for n, v in self._headers)
-        if head_size > limits.max_head_bytes:
-            self._parse_error = HeadersTooLarge("request head exceeds the size limit")
-            raise self._parse_error
+        # The bytes read while this head was arriving bound its size, so the exact sum is only
+        # needed when they could exceed the limit (or for a head pipelined in the same read).
+        if received == 0 or received > limits.max_head_bytes:
+            head_size = self._url_len + sum(len(n) + len(v) + 4 for n, v in self._headers)
+            if head_size > limits.max_head_bytes:
+                self._parse_error = HeadersTooLarge("request head exceeds the size limit")
+                raise self._parse_error
         parser = self._parser
         method = parser.get_method()
         version = parser.get_http_version().encode("latin-1")

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
-from gateway.exchange import Exchange, Request
+from gateway.engine.pool import ConnectionPool, PoolSettings
+from gateway.exchange import Exchange, Request, Target
 from gateway.forwarded import ForwardedHeaders
+from gateway.forwarder import Forwarder
 from gateway.headers import Headers
 
 
@@ -21,9 +23,17 @@ def exchange(
 def apply(
     fwd: ForwardedHeaders, ex: Exchange, incoming: list[tuple[bytes, bytes]]
 ) -> dict[str, str]:
-    headers = list(incoming)
-    fwd.apply(ex, headers)
-    return {n.decode(): v.decode() for n, v in headers}
+    """The upstream request head the forwarder builds, as a dict of its fields."""
+    ex.request.headers = Headers(incoming)
+    forwarder = Forwarder(ConnectionPool(PoolSettings()), fwd, response_timeout=1)
+    head = forwarder.head(ex, Target("10.9.9.9", 8000))
+    lines = head.decode("latin-1").split("\r\n")[1:-2]
+    out: dict[str, str] = {}
+    for line in lines:
+        name, _, value = line.partition(": ")
+        assert name not in out, f"{name} twice"
+        out[name] = value
+    return out
 
 
 SPOOF = [(b"X-Forwarded-For", b"1.2.3.4"), (b"Forwarded", b"for=1.2.3.4"), (b"X-Keep", b"k")]
@@ -58,3 +68,19 @@ def test_ipv6_client_is_bracketed_in_forwarded() -> None:
     out = apply(ForwardedHeaders(), exchange(client="::1", host=None), [])
     assert out["Forwarded"] == 'for="[::1]:5555";proto=http'
     assert "X-Forwarded-Host" not in out
+
+
+def test_hop_by_hop_and_connection_named_fields_are_dropped() -> None:
+    incoming = [
+        (b"Host", b"gw"),
+        (b"Connection", b"close, X-Hop, Host"),
+        (b"X-Hop", b"1"),
+        (b"Keep-Alive", b"timeout=5"),
+        (b"Expect", b"100-continue"),
+        (b"X-Keep", b"k"),
+    ]
+    out = apply(ForwardedHeaders(), exchange(), incoming)
+    assert out["Host"] == "10.9.9.9:8000"  # the upstream's authority, not the client's
+    assert out["X-Keep"] == "k"
+    for name in ("Connection", "X-Hop", "Keep-Alive", "Expect"):
+        assert name not in out
