@@ -72,6 +72,27 @@ def markdown(result: dict[str, Any], chart: Path | None) -> str:
             f"{transfer['rss_growth_MiB']:.1f} MiB.",
             "",
         ]
+    idle = result.get("idle_connections") or {}
+    if idle:
+        lines += [
+            f"**Idle keep-alive connections** (1 worker): {idle['connections']:,} connections "
+            f"grew RSS by {idle['rss_growth_MiB']:.1f} MiB "
+            f"({idle['KiB_per_connection']:.1f} KiB each).",
+            "",
+        ]
+    layer_costs = result.get("layers") or []
+    if layer_costs:
+        lines += ["**Per-layer cost** (`typical`, in-process, each in isolation)", ""]
+        lines += ["| layer | µs |", "|---|---|"]
+        lines += [f"| {c['layer']} | {c['us']:.2f} |" for c in layer_costs]
+        typical = _row_for(result["summary"], workloads[0], "meshgate-1w-typical")
+        if typical and typical["cpu_us"]:
+            rest = typical["cpu_us"] - sum(c["us"] for c in layer_costs)
+            lines.append(
+                f"| engine: event loop, socket reads/writes, task and awaits (the rest of "
+                f"{typical['cpu_us']:.1f} µs/req) | {rest:.1f} |"
+            )
+        lines.append("")
     micro = result.get("micro") or []
     if micro:
         lines += [

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import micro, report
+from bench import layers, micro, report
 from bench.procs import CpuMeter, peak_rss_bytes, rss_bytes, tree
 from bench.stack import Service, Stack, minimal_routes, typical_routes
 from bench.wrk import WrkResult, run_wrk
@@ -44,6 +44,7 @@ class Plan:
     scg_warmup: tuple[float, ...]
     workloads: tuple[Workload, ...]
     transfer_bytes: int
+    idle_connections: int = 10_000
 
 
 SMALL_50 = Workload("small c=50", "/", 50)
@@ -54,7 +55,7 @@ UPLOAD_1M = Workload("1 MiB POST c=50", "/upload", 50, "upload.lua")
 WORKLOADS = {"small50": SMALL_50, "small200": SMALL_200, "64k": BODY_64K, "upload": UPLOAD_1M}
 
 FULL = Plan(3, 10, 3, (20, 20), (SMALL_50, SMALL_200, BODY_64K, UPLOAD_1M), 1024**3)
-QUICK = Plan(1, 3, 1, (8,), (SMALL_50, BODY_64K), 256 * 1024**2)
+QUICK = Plan(1, 3, 1, (8,), (SMALL_50, BODY_64K), 256 * 1024**2, 2_000)
 
 UPLOAD_SCRIPT = """
 wrk.method = "POST"
@@ -166,6 +167,40 @@ async def _transfer(gateway: Service, size: int) -> dict[str, float]:
     }
 
 
+def idle_connections(gateway: Service, count: int) -> dict[str, float]:
+    """RSS cost of ``count`` idle keep-alive client connections (each served one request)."""
+    import resource
+    import socket
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    count = min(count, hard - 200)
+    pids = tree(gateway.process.pid)
+    before = rss_bytes(pids)
+    request = b"GET / HTTP/1.1\r\nHost: idle\r\n\r\n"
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.create_connection(("127.0.0.1", gateway.port))
+            sock.sendall(request)
+            received = b""
+            while b"\r\n\r\n" not in received:
+                received += sock.recv(4096)
+            sockets.append(sock)
+        time.sleep(1.0)
+        after = rss_bytes(pids)
+    finally:
+        for sock in sockets:
+            sock.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    growth = after - before
+    return {
+        "connections": count,
+        "rss_growth_MiB": growth / 1024**2,
+        "KiB_per_connection": growth / 1024 / count,
+    }
+
+
 def summarise(measurements: list[Measurement]) -> list[dict[str, object]]:
     """Medians per (workload, candidate), in the order they were measured."""
     rows: list[dict[str, object]] = []
@@ -254,11 +289,15 @@ def main(argv: list[str] | None = None) -> int:
             s.name: peak_rss_bytes(tree(s.process.pid)) for s in candidates if s.name != "direct"
         }
         transfers: dict[str, float] = {}
+        idle: dict[str, float] = {}
         if wanted("meshgate-1w-minimal") or not only:
             echo = stack.start_echo()
             sink = stack.start_meshgate("meshgate-transfer", minimal_routes(echo.port), 1)
             print(f"streaming {plan.transfer_bytes / 1024**3:g} GiB each way", flush=True)
             transfers = asyncio.run(_transfer(sink, plan.transfer_bytes))
+            print(f"opening {plan.idle_connections} idle keep-alive connections", flush=True)
+            idle = idle_connections(sink, plan.idle_connections)
+        layer_costs = [asdict(cost) for cost in layers.measure()]
         micro_results = [asdict(r) for r in micro.run_all()]
     finally:
         stack.stop_all()
@@ -276,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         "summary": summary,
         "peak_rss_bytes": peaks,
         "transfer": transfers,
+        "idle_connections": idle,
+        "layers": layer_costs,
         "micro": micro_results,
     }
     RESULTS.mkdir(exist_ok=True)

@@ -215,6 +215,18 @@ def _reload_quietly(gateway: Gateway) -> None:
         gateway.on_refresh = hook
 
 
+def raise_open_files_limit() -> None:
+    """A gateway holds two sockets per proxied connection: take the hard limit on open files
+    as the soft one (as nginx's worker_rlimit_nofile would), instead of the shell's 1024."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on this platform
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def tune_gc() -> None:
     """Everything loaded at start-up (modules, route tables) moves to the permanent
     generation, and young collections run every 50,000 allocations instead of 700: the
@@ -242,6 +254,7 @@ def main_run() -> int:
         print(f"meshgate: invalid settings: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    raise_open_files_limit()
     if settings.workers == 1:
         return _run_loop(settings, lambda: serve(settings))
     from gateway.supervisor import supervise
