@@ -78,13 +78,19 @@ def _instant(args: Args, name: str) -> tuple[float, str]:
         args.fail(name, str(exc))
 
 
-class AfterPredicate(Predicate):
+class _InstantPredicate(Predicate):
+    """A moment in time compared with the injected clock; subclasses pick the side."""
+
     __slots__ = ("_now", "instant", "text")
 
     def __init__(self, instant: float, text: str, now: Callable[[], float]) -> None:
         self.instant = instant
         self.text = text
         self._now = now
+
+
+class AfterPredicate(_InstantPredicate):
+    __slots__ = ()
 
     def test(self, exchange: Exchange) -> bool:
         return self._now() > self.instant
@@ -93,13 +99,8 @@ class AfterPredicate(Predicate):
         return f"After: {self.text}"
 
 
-class BeforePredicate(Predicate):
-    __slots__ = ("_now", "instant", "text")
-
-    def __init__(self, instant: float, text: str, now: Callable[[], float]) -> None:
-        self.instant = instant
-        self.text = text
-        self._now = now
+class BeforePredicate(_InstantPredicate):
+    __slots__ = ()
 
     def test(self, exchange: Exchange) -> bool:
         return self._now() < self.instant
