@@ -17,12 +17,13 @@ from collections.abc import Callable, Sequence
 from functools import partial
 
 from discovery.registry import ServiceRegistry
-from gateway.errors import ConfigError, GatewayError, NoInstancesAvailable, NotFound
+from gateway.errors import GatewayError, NoInstancesAvailable, NotFound
 from gateway.exchange import Exchange, Handler, Request, Response, Target
 from gateway.filters.base import GatewayFilter, SyncFilter, WrappingFilter
 from gateway.filters.local_response import json_error
 from gateway.forwarder import Forwarder
 from gateway.headers import Headers
+from gateway.routing.metadata import route_timeouts
 from gateway.routing.route import Route, RouteUri
 from gateway.routing.table import RouteTable
 from resilience.balancer.base import LoadBalancer
@@ -138,7 +139,7 @@ class Dispatcher:
         frames, the filter layer and the forwarder."""
         if route.uri.is_forward:
             return wrap_filters(route.filters, self._forward_endpoint(route.uri))
-        connect_timeout, response_timeout = route_timeouts(route)
+        connect_timeout, response_timeout = route_timeouts(route.metadata)  # checked at build
         endpoint = partial(
             self._forwarder.forward,
             self._target_chooser(route.uri),
@@ -179,25 +180,3 @@ class Dispatcher:
             return await self.dispatch(exchange)
 
         return forward
-
-
-def route_timeouts(route: Route) -> tuple[float | None, float | None]:
-    """SCG's route metadata ``connect-timeout`` / ``response-timeout`` in milliseconds, read
-    once at load. A bad value is a config error, not a silent default."""
-    out: list[float | None] = []
-    for key in ("connect-timeout", "response-timeout"):
-        value = route.metadata.get(key)
-        if value is None:
-            out.append(None)
-            continue
-        try:
-            millis = float(str(value))
-        except ValueError:
-            millis = -1.0
-        if millis <= 0:
-            raise ConfigError(
-                f"metadata {key}: expected a positive number of milliseconds, got {value!r}",
-                f"route {route.id!r}",
-            )
-        out.append(millis / 1000.0)
-    return out[0], out[1]

@@ -23,6 +23,7 @@ from gateway.errors import ConfigError
 from gateway.filters.base import FilterFactory, GatewayFilter
 from gateway.predicates.base import Predicate, PredicateFactory
 from gateway.routing.context import BuildContext
+from gateway.routing.metadata import route_timeouts
 from gateway.routing.route import Route, RouteUri
 
 ContextFactory = Callable[[], BuildContext]
@@ -167,6 +168,12 @@ def collect_routes(
             except ConfigError as exc:
                 ok = False
                 errors.add(exc, label, f"filters[{index}] ({filter_definition.name})", key=key)
+
+        try:
+            route_timeouts(definition.metadata)
+        except ConfigError as exc:
+            ok = False
+            errors.add(exc, label, key=key)
 
         if not ok or uri is None or defaults is None:
             continue

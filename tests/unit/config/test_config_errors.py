@@ -427,3 +427,21 @@ def test_file_errors_name_the_file(
     with pytest.raises(ConfigErrors) as caught:
         load_config(path, predicates, filters)
     assert [str(e) for e in caught.value] == [f"{path}: routes[0] (a): missing required key 'uri'"]
+
+
+def test_bad_route_timeout_metadata_names_file_route_and_key(tmp_path: Path) -> None:
+    from gateway.config.validate import ConfigErrors, validate_file
+    from gateway.filters.catalog import builtin_filters
+    from gateway.predicates.catalog import builtin_predicates
+
+    path = tmp_path / "routes.yml"
+    path.write_text(
+        "routes:\n  - id: slow\n    uri: http://127.0.0.1:1\n"
+        "    metadata: {response-timeout: soon, connect-timeout: -5}\n"
+    )
+    with pytest.raises(ConfigErrors) as caught:
+        validate_file(path, builtin_predicates(), builtin_filters())
+    assert str(caught.value.errors[0]) == (
+        f"{path}: routes[0] (slow): metadata connect-timeout: expected a positive number of "
+        "milliseconds, got -5"
+    )
