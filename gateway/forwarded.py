@@ -25,11 +25,18 @@ FORWARDED_NAMES = frozenset(
 )
 
 
+# Distinct (client address, Host, scheme) combinations remembered; a full cache is simply
+# emptied (bounded memory, no eviction bookkeeping on the request path).
+_CACHE_SIZE = 4096
+_CacheKey = tuple[str, int, str | None, str]
+
+
 class ForwardedHeaders:
-    __slots__ = ("_trusted",)
+    __slots__ = ("_cache", "_trusted")
 
     def __init__(self, trusted_proxies: str = "") -> None:
         self._trusted = re.compile(trusted_proxies) if trusted_proxies else None
+        self._cache: dict[_CacheKey, tuple[tuple[bytes, bytes], ...]] = {}
 
     def trusts(self, exchange: Exchange) -> bool:
         return (
@@ -44,33 +51,45 @@ class ForwardedHeaders:
     ) -> None:
         """Append the forwarding headers to ``out``; ``previous`` holds a trusted proxy's
         values by lower-cased name, which ours are appended to."""
+        key = (exchange.client_host, exchange.client_port, exchange.original_host, exchange.scheme)
+        fields = self._cache.get(key)
+        if fields is None:
+            fields = self._fields(exchange)
+            if len(self._cache) >= _CACHE_SIZE:
+                self._cache.clear()
+            self._cache[key] = fields
+        prefix = _stripped_prefix(exchange.original_path, exchange.request.path)
+        if previous is None:
+            out.extend(fields)
+            if prefix:
+                out.append((b"X-Forwarded-Prefix", prefix.encode("latin-1")))
+            return
+        if prefix:
+            fields = (*fields, (b"X-Forwarded-Prefix", prefix.encode("latin-1")))
+        for name, value in fields:
+            prior = previous.get(name.lower())
+            out.append((name, value if prior is None else prior + b", " + value))
+
+    @staticmethod
+    def _fields(exchange: Exchange) -> tuple[tuple[bytes, bytes], ...]:
+        """The fields that depend only on the connection and the Host header: the same for
+        every request of a keep-alive connection, so they are built once and cached."""
         client = exchange.client_host
         scheme = exchange.scheme
         host = exchange.original_host or ""
-        port = _port(host, exchange)
         node = f"[{client}]" if ":" in client else client
         element = f'for="{node}:{exchange.client_port}"'
         if host:
             element += f';host="{host}"'
         element += f";proto={scheme}"
-        prefix = _stripped_prefix(exchange.original_path, exchange.request.path)
-        values = [
+        values = (
             (b"X-Forwarded-For", client),
             (b"X-Forwarded-Proto", scheme),
             (b"X-Forwarded-Host", host),
-            (b"X-Forwarded-Port", port),
-            (b"X-Forwarded-Prefix", prefix),
+            (b"X-Forwarded-Port", _port(host, exchange)),
             (b"Forwarded", element),
-        ]
-        for name, value in values:
-            if not value:
-                continue
-            encoded = value.encode("latin-1")
-            if previous:
-                prior = previous.get(name.lower())
-                if prior is not None:
-                    encoded = prior + b", " + encoded
-            out.append((name, encoded))
+        )
+        return tuple((name, value.encode("latin-1")) for name, value in values if value)
 
 
 def _port(host: str, exchange: Exchange) -> str:
