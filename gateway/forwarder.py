@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gateway.engine.framing import HOP_BY_HOP, serialize_headers
+from gateway.engine.framing import HOP_BY_HOP, connection_tokens, serialize_headers
 from gateway.engine.pool import ConnectionPool
 from gateway.engine.upstream import ConnectionLostBeforeResponse
 from gateway.exchange import Exchange, Response, Target
@@ -44,7 +44,7 @@ class Forwarder:
                 if exchange.preserve_host:
                     host = item[1]
             elif lname == b"connection":
-                tokens = {token.strip().lower() for token in item[1].split(b",")}
+                tokens = connection_tokens(item[1])
                 named = tokens if named is None else named | tokens
             elif previous is not None and lname in FORWARDED_NAMES:
                 prior = previous.get(lname)

@@ -28,9 +28,6 @@ class Headers:
     def raw(self) -> list[tuple[bytes, bytes]]:
         return self._items
 
-    def copy(self) -> Headers:
-        return Headers(self._items)
-
     def __len__(self) -> int:
         return len(self._items)
 
@@ -96,7 +93,3 @@ class Headers:
         before = len(self._items)
         self._items = [item for item in self._items if item[0].lower() != key]
         return len(self._items) != before
-
-    def remove_many(self, lowered_names: frozenset[bytes]) -> None:
-        """Drop every field whose lower-cased name is in ``lowered_names`` (hop-by-hop removal)."""
-        self._items = [item for item in self._items if item[0].lower() not in lowered_names]

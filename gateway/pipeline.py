@@ -33,14 +33,14 @@ log = logging.getLogger("meshgate.pipeline")
 MAX_FORWARDS = 8
 
 
-def error_response(exchange: Exchange | None, error: GatewayError, path: str = "") -> Response:
+def error_response(exchange: Exchange | None, error: GatewayError) -> Response:
     """The one place errors become HTTP: SCG's JSON error body, plus ``message`` for 4xx (the
     client needs to know what to fix; 5xx details stay in the log, not in the response)."""
     status = error.status
     message = error.message if status < 500 else ""
     if exchange is None:
         # Refused before a request existed (unparseable head): no path or id to report.
-        exchange = Exchange(Request("", path, "", Headers()), "", 0, "", 0)
+        exchange = Exchange(Request("", "", "", Headers()), "", 0, "", 0)
     return json_error(exchange, status, message)
 
 

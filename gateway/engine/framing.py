@@ -29,6 +29,12 @@ HOP_BY_HOP = frozenset(
     }
 )
 
+
+def connection_tokens(value: bytes) -> set[bytes]:
+    """The lower-cased field names a ``Connection`` header lists (they are hop-by-hop too)."""
+    return {token.strip().lower() for token in value.split(b",")}
+
+
 _DIGITS = re.compile(rb"^[0-9]{1,18}$")
 # Encoded forms that would change the path's structure if an upstream decoded them.
 _ENCODED_SEPARATORS = re.compile(r"%(?:2[fF]|5[cC])")

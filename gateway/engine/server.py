@@ -49,7 +49,7 @@ class ServerLimits:
     keepalive_timeout: float = 75.0
 
 
-ErrorResponder = Callable[[Exchange | None, GatewayError, str], Response]
+ErrorResponder = Callable[[Exchange | None, GatewayError], Response]
 
 
 class ServerState:
@@ -288,7 +288,7 @@ class HttpServerProtocol(asyncio.Protocol):
         self._in_head = False
         self._pause_reading("error")
         if self._active is None:
-            response = self._state.error_response(None, error, "")
+            response = self._state.error_response(None, error)
             self._write_local(response, b"1.1", close=True)
             return
         self._close_when_idle = True
@@ -426,7 +426,7 @@ class HttpServerProtocol(asyncio.Protocol):
             log.exception(
                 "unhandled error for %s %s", exchange.request.method, exchange.request.path
             )
-            response = self._state.error_response(exchange, GatewayError(str(exc)), "")
+            response = self._state.error_response(exchange, GatewayError(str(exc)))
         if self._closing:
             body = response.body
             if not isinstance(body, bytes):
@@ -578,7 +578,7 @@ class HttpServerProtocol(asyncio.Protocol):
         if self._in_head:
             error = GatewayError("timed out reading the request head", status=408)
             error.error = "Request Timeout"
-            self._write_local(self._state.error_response(None, error, ""), b"1.1", close=True)
+            self._write_local(self._state.error_response(None, error), b"1.1", close=True)
         else:
             self._close()
 
@@ -650,7 +650,7 @@ class _ResponseWriter:
             # Nothing has reached the client yet: it can still get an honest 502.
             self._head = None
             error = UpstreamProtocolError(f"upstream body failed before the first byte: {exc}")
-            response = conn._state.error_response(self._cycle.exchange, error, "")
+            response = conn._state.error_response(self._cycle.exchange, error)
             conn._write_local(response, self._cycle.version, close=True)
             return
         # Headers are already out: the only honest signal left is to cut the connection.

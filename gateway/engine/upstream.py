@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, cast
 import httptools
 
 from gateway.engine.body import StreamBody
-from gateway.engine.framing import HOP_BY_HOP, LAST_CHUNK, chunk
+from gateway.engine.framing import HOP_BY_HOP, LAST_CHUNK, chunk, connection_tokens
 from gateway.engine.upgrade import Tunnel
 from gateway.errors import GatewayError, UpstreamProtocolError, UpstreamTimeout
 from gateway.exchange import BodySource, Response
@@ -40,7 +40,7 @@ def strip_hop_by_hop(
     named: set[bytes] = set()
     for name, value in raw:
         if name.lower() == b"connection":
-            named.update(token.strip().lower() for token in value.split(b","))
+            named |= connection_tokens(value)
     drop = HOP_BY_HOP | named
     if keep_upgrade:
         drop = drop - {b"upgrade", b"connection"}
