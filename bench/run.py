@@ -232,8 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workloads", default="", help=f"comma-separated subset of: {', '.join(WORKLOADS)}"
     )
+    parser.add_argument("--rounds", type=int, default=0, help="override the plan's rounds")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
+    if args.rounds:
+        plan = replace(plan, rounds=args.rounds)
     if args.workloads:
         chosen = tuple(WORKLOADS[name] for name in args.workloads.split(","))
         plan = replace(plan, workloads=chosen)
@@ -258,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
             candidates.append(stack.start_scg())
         if wanted("naive-aiohttp"):
             candidates.append(stack.start_naive())
+        if wanted("bare-httptools"):
+            candidates.append(stack.start_bare())
         for workers in (1, 2):
             name = f"meshgate-{workers}w-minimal"
             if wanted(name):

@@ -208,6 +208,13 @@ class Stack:
         process = _spawn([sys.executable, "-m", "bench.naive_proxy", str(port), upstream], log)
         return self._started(Service("naive-aiohttp", port, process, log=log))
 
+    def start_bare(self) -> Service:
+        assert self.upstream is not None
+        port = free_port()
+        log = self.work / "bare.log"
+        argv = [sys.executable, "-m", "bench.bare_proxy", str(port), str(self.upstream.port)]
+        return self._started(Service("bare-httptools", port, _spawn(argv, log), log=log))
+
     def start_meshgate(self, name: str, routes: str, workers: int, prefix: str = "") -> Service:
         port, management = free_port(), free_port()
         config = self.work / f"{name}.yml"

@@ -84,9 +84,12 @@ class Forwarder:
         # A reused keep-alive connection may have been closed by the upstream just as we picked
         # it; that is retried once on a fresh connection, but only when no body was sent.
         for attempt in (0, 1):
-            conn, reused = await self._pool.acquire(
-                target.host, target.port, target.secure, connect_timeout
-            )
+            conn = self._pool.take(target.host, target.port, target.secure)
+            reused = conn is not None
+            if conn is None:
+                conn = await self._pool.connect(
+                    target.host, target.port, target.secure, connect_timeout
+                )
             try:
                 return await conn.send(
                     head,

@@ -4,6 +4,11 @@ Idle connections are kept LIFO per (host, port, tls) — the most recently used 
 likely to have been closed by the upstream's own idle timeout — and a periodic sweep closes
 those unused for ``idle_timeout``. A connection is returned only after a complete response
 *and* a fully sent request; anything else is closed.
+
+Busy connections' response timeouts are checked by a second, faster sweep (every
+``RESPONSE_SWEEP`` seconds while any request is in flight) rather than a timer per request:
+arming one is a timestamp store, where a loop timer costs an allocation, a heap insert and a
+cancel on every request.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from gateway.engine.upstream import UpstreamProtocol
 from gateway.errors import UpstreamConnectError, UpstreamTimeout
 
 PoolKey = tuple[str, int, bool]
+# How late a response timeout may fire, at most.
+RESPONSE_SWEEP = 0.025
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +44,8 @@ class ConnectionPool:
         self._closed = False
         self._sweeper: asyncio.TimerHandle | None = None
         self._sweep_interval = max(0.05, min(1.0, settings.idle_timeout / 4))
+        self._busy: set[UpstreamProtocol] = set()
+        self._busy_sweeper: asyncio.TimerHandle | None = None
 
     @property
     def settings(self) -> PoolSettings:
@@ -47,20 +56,21 @@ class ConnectionPool:
             return len(self._idle.get(key, ()))
         return sum(len(q) for q in self._idle.values())
 
-    async def acquire(
-        self, host: str, port: int, secure: bool, connect_timeout: float | None = None
-    ) -> tuple[UpstreamProtocol, bool]:
-        """A ready connection and whether it was reused from the pool."""
-        key = (host, port, secure)
-        idle = self._idle.get(key)
+    def take(self, host: str, port: int, secure: bool) -> UpstreamProtocol | None:
+        """An idle connection to reuse, if there is one (no coroutine on the common path)."""
+        idle = self._idle.get((host, port, secure))
         while idle:
             conn = idle.pop()
             if conn.usable:
-                return conn, True
-        return await self._connect(key, connect_timeout or self._settings.connect_timeout), False
+                return conn
+        return None
 
-    async def _connect(self, key: PoolKey, timeout: float) -> UpstreamProtocol:
-        host, port, secure = key
+    async def connect(
+        self, host: str, port: int, secure: bool, connect_timeout: float | None = None
+    ) -> UpstreamProtocol:
+        """A new connection (``take`` found none to reuse)."""
+        key = (host, port, secure)
+        timeout = connect_timeout or self._settings.connect_timeout
         loop = asyncio.get_running_loop()
         ssl_context: ssl.SSLContext | None = None
         if secure:
@@ -90,7 +100,7 @@ class ConnectionPool:
         if len(idle) >= self._settings.max_idle_per_host:
             conn.close()
             return
-        loop = asyncio.get_running_loop()
+        loop = conn.loop
         conn.idle_since = loop.time()
         idle.append(conn)
         if self._sweeper is None:
@@ -110,8 +120,26 @@ class ConnectionPool:
         if self._idle and not self._closed:
             self._sweeper = loop.call_later(self._sweep_interval, self._sweep, loop)
 
+    def busy(self, conn: UpstreamProtocol) -> None:
+        """``conn`` has a request in flight: check its response deadline from now on."""
+        self._busy.add(conn)
+        if self._busy_sweeper is None and not self._closed:
+            self._busy_sweeper = conn.loop.call_later(RESPONSE_SWEEP, self._sweep_busy, conn.loop)
+
+    def idle(self, conn: UpstreamProtocol) -> None:
+        self._busy.discard(conn)
+
+    def _sweep_busy(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._busy_sweeper = None
+        now = loop.time()
+        for conn in list(self._busy):
+            conn.check_deadline(now)
+        if self._busy and not self._closed:
+            self._busy_sweeper = loop.call_later(RESPONSE_SWEEP, self._sweep_busy, loop)
+
     def forget(self, conn: UpstreamProtocol) -> None:
-        """Drop a connection from the idle set (it closed)."""
+        """Drop a connection from the idle and busy sets (it closed)."""
+        self._busy.discard(conn)
         idle = self._idle.get(conn.key)
         if idle:
             with contextlib.suppress(ValueError):
@@ -122,6 +150,9 @@ class ConnectionPool:
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
+        if self._busy_sweeper is not None:
+            self._busy_sweeper.cancel()
+            self._busy_sweeper = None
         for idle in self._idle.values():
             for conn in idle:
                 conn.close()

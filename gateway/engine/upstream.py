@@ -51,7 +51,7 @@ class UpstreamProtocol(asyncio.Protocol):
     def __init__(self, pool: ConnectionPool, key: PoolKey) -> None:
         self.key = key
         self._pool = pool
-        self._loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._future: asyncio.Future[Response] | None = None
@@ -68,7 +68,8 @@ class UpstreamProtocol(asyncio.Protocol):
         self._got_bytes = False
         self._timeout = 0.0
         self._last_read = 0.0
-        self._timer: asyncio.TimerHandle | None = None
+        # Response deadline, checked by the pool's sweep (0: none); see ConnectionPool.busy.
+        self._deadline = 0.0
         self._tunnel: Tunnel | None = None
         self._switching: Response | None = None
         self.closed = False
@@ -84,7 +85,7 @@ class UpstreamProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._cancel_timer()
+        self._clear_deadline()
         self._pool.forget(self)
         if self._tunnel is not None:
             self._tunnel.upstream_lost()
@@ -153,7 +154,7 @@ class UpstreamProtocol(asyncio.Protocol):
         transport = self.transport
         assert transport is not None
         self.requests += 1
-        self._future = future = self._loop.create_future()
+        self._future = future = self.loop.create_future()
         self._headers = []
         self._body = None
         self._head_request = head_request
@@ -166,8 +167,9 @@ class UpstreamProtocol(asyncio.Protocol):
         self._request_done = body is None
         self._request_body = body
         self._timeout = response_timeout
-        self._last_read = self._loop.time()
-        self._timer = self._loop.call_later(response_timeout, self._on_timeout)
+        self._last_read = now = self.loop.time()
+        self._deadline = now + response_timeout
+        self._pool.busy(self)
         transport.write(head)
         if body is not None:
             body.start(_RequestWriter(self, chunked))
@@ -199,7 +201,7 @@ class UpstreamProtocol(asyncio.Protocol):
             self.abort()
             return
         self._got_bytes = True
-        self._last_read = self._loop.time()
+        self._last_read = self.loop.time()
         parser = self._parser
         try:
             parser.feed_data(data)
@@ -270,7 +272,7 @@ class UpstreamProtocol(asyncio.Protocol):
         if self._response_done:
             return  # HEAD / 204 / 304: already complete at the head
         self._response_done = True
-        self._cancel_timer()
+        self._clear_deadline()
         body = self._body
         if body is not None:
             body.feed_end()
@@ -283,7 +285,7 @@ class UpstreamProtocol(asyncio.Protocol):
             future.set_result(response)
         self._future = None
         if self._response_done:
-            self._cancel_timer()
+            self._clear_deadline()
 
     def _fail(self, exc: Exception) -> None:
         future = self._future
@@ -297,7 +299,7 @@ class UpstreamProtocol(asyncio.Protocol):
     def _start_tunnel(self, rest: bytes) -> None:
         transport = self.transport
         assert transport is not None
-        self._cancel_timer()
+        self._clear_deadline()
         response = self._switching
         self._switching = None
         if response is None:
@@ -310,7 +312,7 @@ class UpstreamProtocol(asyncio.Protocol):
 
     def _maybe_release(self) -> None:
         if self._response_done and self._request_done:
-            self._cancel_timer()
+            self._clear_deadline()
             if self._keep_alive and self._tunnel is None:
                 self._pool.release(self)
             else:
@@ -327,21 +329,23 @@ class UpstreamProtocol(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             self.transport.resume_reading()
 
-    def _on_timeout(self) -> None:
+    def check_deadline(self, now: float) -> None:
         """Response timeout: time to the response head, then the longest silence in the body."""
-        self._timer = None
+        if not self._deadline or now < self._deadline:
+            return
         if self._response_done or self.closed:
+            self._clear_deadline()
             return
-        idle = self._loop.time() - self._last_read
-        if self._future is None and idle < self._timeout:
-            self._timer = self._loop.call_at(self._last_read + self._timeout, self._on_timeout)
+        if self._future is None and now - self._last_read < self._timeout:
+            self._deadline = self._last_read + self._timeout  # the body is still flowing
             return
+        self._clear_deadline()
         self._fail(UpstreamTimeout(f"upstream did not respond within {self._timeout:g}s"))
 
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    def _clear_deadline(self) -> None:
+        if self._deadline:
+            self._deadline = 0.0
+            self._pool.idle(self)
 
 
 def _content_length(raw: list[tuple[bytes, bytes]]) -> int | None:
