@@ -8,7 +8,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SCG_JAR := bench/peers/scg/target/scg-peer.jar
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: help install lint test test-fast demo clean bench bench-quick bench-profile bench-deps
+.PHONY: help install lint consul test test-fast demo clean bench bench-quick bench-profile bench-deps
 
 help:
 	@echo "make demo   - install and run the gateway with demo upstreams"
@@ -31,11 +31,18 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check gateway discovery resilience bench tests
 	$(VENV)/bin/mypy
 
-test: lint
+# The pinned Consul agent the discovery tests run against (built from source with Go, cached
+# under ~/.cache/meshgate): built here, not inside a test, where the build would hit the timeout.
+consul: $(STAMP)
+	@command -v go >/dev/null || test -x /usr/local/go/bin/go || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq golang-go; }
+	PATH="$$PATH:/usr/local/go/bin" $(PY) -m tests.support.consul --ensure
+
+test: lint consul
 	$(VENV)/bin/pytest -q
 
 # Skips the multi-hundred-MiB transfer tests; for the edit-test loop only.
-test-fast: $(STAMP)
+test-fast: $(STAMP) consul
 	$(VENV)/bin/pytest -q -m "not slow"
 
 demo: $(STAMP)
