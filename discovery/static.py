@@ -16,6 +16,9 @@ class StaticRegistry:
         """Swap the whole snapshot at once (a reload never shows a half-updated registry)."""
         self._services = {name: tuple(insts) for name, insts in services.items()}
 
+    def has(self, service: str) -> bool:
+        return service in self._services
+
     def instances(self, service: str) -> Sequence[ServiceInstance]:
         return self._services.get(service, ())
 

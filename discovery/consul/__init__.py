@@ -1,0 +1,1 @@
+"""Consul: a blocking-query discovery client, KV route source and self-registration."""
