@@ -14,11 +14,21 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+from discovery.consul.kv import kv_watch
+from discovery.consul.registry import Catalog, ConsulRegistry
+from discovery.consul.settings import ConsulSettings
+from discovery.consul.watch import BlockingWatch, WatchPolicy
+from discovery.errors import DiscoveryError
+from discovery.layered import LayeredRegistry
+from discovery.registration import Registration, SelfRegistration, default_service_id
+from discovery.registry import ServiceRegistry
 from discovery.static import StaticRegistry
+from gateway import __version__
 from gateway.config.validate import ConfigErrors
 from gateway.engine.pool import ConnectionPool, PoolSettings
 from gateway.engine.server import HttpServerProtocol, ServerLimits, ServerState
@@ -47,7 +57,29 @@ class Gateway:
         self.settings = settings
         self.worker = worker
         self._rng = rng or random.Random()
-        self.registry = StaticRegistry()
+        self.static = StaticRegistry()
+        self.consul: ConsulRegistry | None = None
+        self.registry: ServiceRegistry = self.static
+        if settings.discovery_mode == "consul":
+            try:
+                consul_settings = ConsulSettings.from_env(
+                    datacenter=settings.consul_datacenter,
+                    tag=settings.consul_tag,
+                    accept_warning=settings.consul_accept_warning,
+                    wait=settings.consul_wait,
+                )
+            except DiscoveryError as exc:
+                raise ConfigError(str(exc), "environment") from exc
+            self.consul = ConsulRegistry(
+                consul_settings,
+                watch_catalog=settings.discovery_locator_enabled or settings.tag_routes,
+                on_catalog=self._catalog_changed,
+                policy=WatchPolicy(wait=settings.consul_wait),
+                rng=self._rng,
+            )
+            self.registry = LayeredRegistry(self.static, self.consul)
+        self.kv_watch: BlockingWatch[bytes | None] | None = None
+        self.registration: SelfRegistration | None = None
         self._balancers: dict[str, LoadBalancer] = {}
         self.pool = ConnectionPool(
             PoolSettings(
@@ -67,6 +99,7 @@ class Gateway:
             self.dispatcher.compile,
             config_path=settings.config,
             locator_enabled=settings.discovery_locator_enabled,
+            tag_routes_enabled=self.consul is not None and settings.tag_routes,
             rng=self._rng,
             on_change=self._routes_changed,
         )
@@ -96,18 +129,64 @@ class Gateway:
 
     def _routes_changed(self, snapshot: RouteSnapshot) -> None:
         self.dispatcher.table = snapshot.table
+        if self.consul is not None:
+            # Watch exactly the services routes send to (those not pinned in the file).
+            referenced = {r.uri.service for r in snapshot.table.routes if r.uri.service is not None}
+            self.consul.track(s for s in referenced if not self.static.has(s))
+
+    def _catalog_changed(self, catalog: Catalog) -> None:
+        try:
+            self.routes.set_catalog(self._route_catalog(catalog))
+        except ConfigError as exc:
+            message = _format_config_error(exc)
+            self.routes.last_error = message
+            log.error("routes from the Consul catalog rejected, keeping the previous:\n%s", message)
+
+    def _kv_changed(self, data: bytes | None) -> None:
+        key = self.settings.consul_routes_key
+        try:
+            self.routes.load_kv(data, f"consul:{key}")
+        except ConfigError as exc:
+            message = _format_config_error(exc)
+            self.routes.last_error = message
+            log.error("route document in Consul KV rejected, keeping the previous:\n%s", message)
+            return
+        self.routes.last_error = None
+        log.info("routes from Consul KV %r applied", key)
+
+    @property
+    def discovery_ready(self) -> bool:
+        """Readiness waits for the first discovery snapshot and the KV route document."""
+        if self.kv_watch is not None and not self.kv_watch.state.loaded:
+            return False
+        return self.registry.ready
 
     # -- configuration -----------------------------------------------------------------------------
     def load(self) -> None:
         """Load the route file and the static registry it defines. Raises ConfigError."""
         config = self.routes.load_file()
-        self.registry.replace(instances_of(config))
-        self.routes.set_services(list(self.registry.services()))
+        self.static.replace(instances_of(config))
+        if self.consul is None:
+            self.routes.set_services(list(self.static.services()))
+        else:
+            self.routes.set_catalog(self._route_catalog(self.consul.catalog()))
 
-    def refresh(self) -> str | None:
-        """Re-read the route file. On error keep the running config and return the error."""
+    def _route_catalog(self, catalog: Catalog) -> dict[str, tuple[str, ...]]:
+        """Services locator and tag routes are made from: the file's and Consul's."""
+        merged: dict[str, tuple[str, ...]] = {name: () for name in self.static.services()}
+        merged.update(catalog)
+        if self.settings.registers:
+            # Our own registration: a locator route to ourselves would loop.
+            merged.pop(self.settings.service_name, None)
+        return merged
+
+    def refresh(self, kv: KvRead | None = None) -> str | None:
+        """Re-read the route file, and apply the KV route document ``kv`` freshly read from
+        Consul when given. On error keep the running config and return the error."""
         try:
             self.load()
+            if kv is not None:
+                self.routes.load_kv(kv.data, f"consul:{self.settings.consul_routes_key}")
         except ConfigError as exc:
             message = _format_config_error(exc)
             self.routes.last_error = message
@@ -118,9 +197,34 @@ class Gateway:
         return None
 
     # -- lifecycle ---------------------------------------------------------------------------------
+    async def read_kv(self) -> KvRead | None:
+        """The KV route document as it is now, or None when there is no KV route source.
+        Raises ConfigError when Consul can't be read."""
+        key = self.settings.consul_routes_key
+        if self.consul is None or key is None or self.consul.client is None:
+            return None
+        try:
+            _, data = await self.consul.client.kv_get(key, 0, 0)
+        except DiscoveryError as exc:
+            raise ConfigError(str(exc), f"consul:{key}") from exc
+        return KvRead(data)
+
     async def start(self, *, reuse_port: bool = False, management: bool = True) -> None:
         loop = asyncio.get_running_loop()
         await self.registry.start()
+        if (
+            self.consul is not None
+            and self.consul.client is not None
+            and self.settings.consul_routes_key
+        ):
+            self.kv_watch = kv_watch(
+                self.consul.client,
+                self.settings.consul_routes_key,
+                self._kv_changed,
+                policy=WatchPolicy(wait=self.settings.consul_wait),
+                rng=self._rng,
+            )
+            self.kv_watch.start()
         state = self.state
         self._server = await loop.create_server(
             lambda: HttpServerProtocol(state),
@@ -147,6 +251,17 @@ class Gateway:
             if server is not None and server.sockets:
                 self.management_port = server.sockets[0].getsockname()[1]
         self.ready = True
+        if (
+            self.consul is not None
+            and self.consul.client is not None
+            and management
+            and self.settings.registers
+        ):
+            # One registration per gateway (worker 0 owns the management port it checks).
+            self.registration = SelfRegistration(
+                self.consul.client, self._registration(), rng=self._rng
+            )
+            self.registration.start()
         log.info(
             "meshgate worker %d listening on %s:%d (management %s:%d), %d routes",
             self.worker,
@@ -164,6 +279,15 @@ class Gateway:
             return
         self.shutting_down = True
         self.ready = False
+        if self.consul is not None and self.settings.registers:
+            # Leave the catalog first, and keep serving while callers' watches catch up (every
+            # worker waits, so none closes its listener while callers may still pick us).
+            if self.registration is not None:
+                await self.registration.deregister()
+            if self.settings.deregister_grace > 0:
+                await asyncio.sleep(self.settings.deregister_grace)
+        if self.kv_watch is not None:
+            await self.kv_watch.stop()
         if self._server is not None:
             self._server.close()
         self.state.drain()
@@ -176,6 +300,48 @@ class Gateway:
         if self._management is not None:
             await self._management.cleanup()
         log.info("meshgate worker %d stopped", self.worker)
+
+    def _registration(self) -> Registration:
+        settings = self.settings
+        address = settings.advertise_address or _advertise_address(settings, self.consul)
+        # The agent checks the management port where it listens (127.0.0.1 by default: the
+        # usual local agent); a wildcard listener is checked at the advertised address.
+        wildcard = settings.management_host in ("0.0.0.0", "::", "")
+        check_host = address if wildcard else settings.management_host
+        return Registration(
+            name=settings.service_name,
+            service_id=settings.service_id
+            or default_service_id(settings.service_name, address, self.port),
+            address=address,
+            port=self.port,
+            check_url=f"http://{check_host}:{self.management_port}/actuator/health/readiness",
+            tags=settings.tags,
+            meta={"version": __version__, **settings.meta},
+            check_interval=settings.check_interval,
+            check_timeout=settings.check_timeout,
+            deregister_critical_after=settings.deregister_critical_after,
+            # Also how soon a registration lost by the agent (a restart) is noticed and redone.
+            resync_interval=settings.check_interval,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class KvRead:
+    data: bytes | None  # None: the key does not exist (no KV routes)
+
+
+def _advertise_address(settings: Settings, consul: ConsulRegistry | None) -> str:
+    """The proxy's own address when it listens on one; otherwise the local address this
+    host uses to reach the Consul agent (what the agent will see, and can check)."""
+    if settings.host not in ("0.0.0.0", "::", ""):
+        return settings.host
+    target = consul.settings.host if consul is not None else "127.0.0.1"
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect((target, 9))  # UDP connect sends nothing; it only picks a route
+            return str(probe.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
 
 
 def _format_config_error(exc: ConfigError) -> str:

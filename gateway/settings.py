@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, Literal
 
@@ -13,7 +14,9 @@ from gateway.errors import ConfigError
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GATEWAY_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", frozen=True, extra="ignore", populate_by_name=True
+    )
 
     host: str = "0.0.0.0"
     port: int = Field(8080, ge=0, le=65535)
@@ -34,13 +37,70 @@ class Settings(BaseSettings):
     management_write: bool = False
     trusted_proxies: str = ""
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    # -- discovery and Consul (CONSUL_HTTP_ADDR and friends are read by discovery.consul) --
+    discovery: Literal["static", "consul"] | None = None  # None: consul iff CONSUL_HTTP_ADDR set
+    consul_datacenter: str | None = None
+    consul_tag: str | None = None
+    consul_accept_warning: bool = False
+    consul_wait: float = 30.0
+    consul_routes_key: str | None = None
+    tag_routes: bool = True
+    # GATEWAY_REGISTER ("register" would shadow a pydantic attribute)
+    register_self: bool | None = Field(None, validation_alias="GATEWAY_REGISTER")
+    service_name: str = "meshgate"
+    service_id: str | None = None
+    advertise_address: str | None = None
+    service_tags: str = ""
+    service_meta: str = ""
+    check_interval: float = 10.0
+    check_timeout: float = 5.0
+    deregister_critical_after: float = 60.0
+    deregister_grace: float = 5.0
 
-    @field_validator("log_level", "log_format", "event_loop", mode="before")
+    @property
+    def discovery_mode(self) -> Literal["static", "consul"]:
+        if self.discovery is not None:
+            return self.discovery
+        return "consul" if os.environ.get("CONSUL_HTTP_ADDR", "").strip() else "static"
+
+    @property
+    def registers(self) -> bool:
+        if self.register_self is None:
+            return self.discovery_mode == "consul"
+        return self.register_self
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return tuple(t.strip() for t in self.service_tags.split(",") if t.strip())
+
+    @property
+    def meta(self) -> dict[str, str]:
+        pairs = (item.split("=", 1) for item in self.service_meta.split(",") if item.strip())
+        return {k.strip(): v.strip() for k, v in pairs}
+
+    @field_validator("log_level", "log_format", "event_loop", "discovery", mode="before")
     @classmethod
     def _case(cls, value: Any, info: Any) -> Any:
         if isinstance(value, str):
+            if info.field_name == "discovery" and not value.strip():
+                return None
             return value.upper() if info.field_name == "log_level" else value.lower()
         return value
+
+    @field_validator("service_meta")
+    @classmethod
+    def _pairs(cls, value: str) -> str:
+        for item in value.split(","):
+            if item.strip() and "=" not in item:
+                raise ValueError(f"expected key=value pairs separated by commas, got {item!r}")
+        return value
+
+    @field_validator(
+        "consul_datacenter", "consul_tag", "consul_routes_key", "service_id", "advertise_address"
+    )
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
 
     @field_validator(
         "shutdown_timeout",
@@ -49,6 +109,10 @@ class Settings(BaseSettings):
         "header_timeout",
         "keepalive_timeout",
         "upstream_idle_timeout",
+        "consul_wait",
+        "check_interval",
+        "check_timeout",
+        "deregister_critical_after",
         mode="before",
     )
     @classmethod
@@ -56,6 +120,14 @@ class Settings(BaseSettings):
         seconds = parse_duration(value, default_unit="s")
         if seconds <= 0:
             raise ValueError("must be a positive duration")
+        return seconds
+
+    @field_validator("deregister_grace", mode="before")
+    @classmethod
+    def _grace(cls, value: Any) -> float:
+        seconds = parse_duration(value, default_unit="s")
+        if seconds < 0:
+            raise ValueError("must not be negative")
         return seconds
 
     @field_validator("trusted_proxies")
@@ -81,6 +153,7 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            field = ".".join(str(p) for p in err["loc"])
-            problems.append(f"GATEWAY_{field.upper()}: {err['msg']} (got {err.get('input')!r})")
+            field = ".".join(str(p) for p in err["loc"]).upper()
+            name = field if field.startswith("GATEWAY_") else f"GATEWAY_{field}"
+            problems.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
         raise ConfigError("; ".join(problems), "environment") from exc

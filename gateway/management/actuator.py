@@ -86,7 +86,7 @@ def definition_view(definition: RouteDefinition) -> dict[str, Any]:
 
 async def health(request: web.Request) -> web.Response:
     gw = _gateway(request)
-    ready = gw.ready and gw.registry.ready
+    ready = gw.ready and gw.discovery_ready
     components = {
         "liveness": {"status": "UP"},
         "readiness": {"status": "UP" if ready else "OUT_OF_SERVICE"},
@@ -98,8 +98,8 @@ async def health(request: web.Request) -> web.Response:
             },
         },
         "discovery": {
-            "status": "UP" if gw.registry.ready else "DOWN",
-            "details": {"services": list(gw.registry.services())},
+            "status": "UP" if gw.discovery_ready else "DOWN",
+            "details": _discovery_details(gw),
         },
     }
     status = "UP" if ready else "OUT_OF_SERVICE"
@@ -112,8 +112,70 @@ async def liveness(request: web.Request) -> web.Response:
 
 async def readiness(request: web.Request) -> web.Response:
     gw = _gateway(request)
-    ready = gw.ready and gw.registry.ready
-    return _json({"status": "UP" if ready else "OUT_OF_SERVICE"}, 200 if ready else 503)
+    ready = gw.ready and gw.discovery_ready
+    body: dict[str, Any] = {"status": "UP" if ready else "OUT_OF_SERVICE"}
+    if gw.consul is not None:
+        body["details"] = _discovery_details(gw)
+    return _json(body, 200 if ready else 503)
+
+
+def _discovery_details(gw: Gateway) -> dict[str, Any]:
+    details: dict[str, Any] = {"services": list(gw.registry.services())}
+    if gw.consul is not None:
+        details.update(gw.consul.status())
+    if gw.kv_watch is not None:
+        state = gw.kv_watch.state
+        details["routesKey"] = {
+            "key": gw.settings.consul_routes_key,
+            "loaded": state.loaded,
+            "error": state.last_error,
+        }
+    if gw.registration is not None:
+        details["registration"] = {
+            "serviceId": gw.registration.registration.service_id,
+            "registered": gw.registration.registered,
+            "error": gw.registration.last_error,
+        }
+    return details
+
+
+async def services(request: web.Request) -> web.Response:
+    """Each known service with its instances, health and snapshot age (ours, not SCG's)."""
+    gw = _gateway(request)
+    out: list[dict[str, Any]] = []
+    consul_views = {v["service"]: v for v in gw.consul.details()} if gw.consul else {}
+    for name in gw.registry.services():
+        if gw.static.has(name):
+            out.append(
+                {
+                    "service": name,
+                    "source": "static",
+                    "loaded": True,
+                    "snapshotAgeSeconds": None,
+                    "error": None,
+                    "healthy": len(gw.static.instances(name)),
+                    "instances": [
+                        {
+                            "instanceId": i.instance_id,
+                            "host": i.host,
+                            "port": i.port,
+                            "secure": i.secure,
+                            "health": "passing",
+                            "routable": True,
+                            "weight": i.weight,
+                            "tags": list(i.tags),
+                            "metadata": dict(i.metadata),
+                        }
+                        for i in gw.static.instances(name)
+                    ],
+                }
+            )
+        elif name in consul_views:
+            out.append(consul_views.pop(name))
+        else:
+            out.append({"service": name, "source": "consul", "watched": False})
+    out.extend(consul_views.values())  # watched on demand, not (yet) in the catalog
+    return _json(out)
 
 
 async def routes(request: web.Request) -> web.Response:
@@ -194,7 +256,12 @@ async def route_predicates(request: web.Request) -> web.Response:
 
 
 async def refresh(request: web.Request) -> web.Response:
-    error = _gateway(request).refresh()
+    gw = _gateway(request)
+    try:
+        kv = await gw.read_kv()
+    except ConfigError as exc:
+        return _error(503, f"route refresh needs Consul: {exc}", request.path)
+    error = gw.refresh(kv)
     if error is not None:
         return _error(400, error, request.path)
     return web.Response(status=200)
@@ -215,4 +282,5 @@ def build_management_app(gateway: Gateway) -> web.Application:
     app.router.add_get("/actuator/gateway/routefilters", route_filters)
     app.router.add_get("/actuator/gateway/routepredicates", route_predicates)
     app.router.add_post("/actuator/gateway/refresh", refresh)
+    app.router.add_get("/actuator/gateway/services", services)
     return app

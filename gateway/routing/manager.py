@@ -1,5 +1,10 @@
-"""The live route set: file routes, routes written through the actuator, and discovery-locator
-routes, built together into one table and swapped in whole.
+"""The live route set, built together into one table and swapped in whole. Sources, by
+precedence (a later one replaces an earlier route with the same id):
+
+  file routes  <  Consul KV routes  <  routes written through the actuator
+
+then routes from service tags (``urlprefix-``) and discovery-locator routes for whatever
+those left unrouted.
 
 Any change (file reload, actuator write, new services) rebuilds from definitions; a build that
 fails leaves the running table untouched, so bad config never half-applies.
@@ -13,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from discovery.instance import ServiceInstance
+from gateway.config.loader import read_text
 from gateway.config.schema import (
     FilterDefinition,
     GatewayConfig,
@@ -27,6 +33,7 @@ from gateway.routing.builder import build_routes
 from gateway.routing.context import BuildContext, WeightGroups
 from gateway.routing.route import Route
 from gateway.routing.table import RouteTable
+from gateway.routing.tag_routes import tag_routes
 
 log = logging.getLogger("meshgate.routes")
 
@@ -81,6 +88,7 @@ class RouteManager:
         *,
         config_path: str | None,
         locator_enabled: bool,
+        tag_routes_enabled: bool = False,
         rng: random.Random | None = None,
         on_change: Callable[[RouteSnapshot], None] | None = None,
     ) -> None:
@@ -90,10 +98,13 @@ class RouteManager:
         self._compile = compile_route
         self._path = config_path
         self._locator = locator_enabled
+        self._tags = tag_routes_enabled
         self._rng = rng or random.Random()
         self._file = GatewayConfig(source="<embedded>")
+        self._kv: GatewayConfig | None = None
         self._api: dict[str, RouteDefinition] = {}
-        self._services: tuple[str, ...] = ()
+        self._catalog: dict[str, tuple[str, ...]] = {}
+        self.tag_warnings: tuple[str, ...] = ()
         self.snapshot = RouteSnapshot(self._file, RouteTable(()))
         self.last_error: str | None = None
 
@@ -113,18 +124,32 @@ class RouteManager:
     def api_definitions(self) -> Mapping[str, RouteDefinition]:
         return self._api
 
+    @property
+    def kv_config(self) -> GatewayConfig | None:
+        return self._kv
+
     def definitions(self) -> list[RouteDefinition]:
-        """Every active definition: file routes (overridden by id by actuator routes), actuator
-        routes, then one locator route per known service not already routed by id."""
+        """Every active definition: file routes overridden by id by KV routes, and both by
+        actuator routes; then tag routes and one locator route per known service, where no
+        route has that id already."""
         merged: dict[str, RouteDefinition] = {r.id: r for r in self._file.routes}
+        if self._kv is not None:
+            merged.update({r.id: r for r in self._kv.routes})
         merged.update(self._api)
         out = list(merged.values())
+        if self._tags:
+            found = tag_routes(self._catalog)
+            out.extend(d for d in found.definitions if d.id not in merged)
         if self._locator:
-            for service in self._services:
+            for service in sorted(self._catalog):
                 rid = LOCATOR_PREFIX + service
                 if rid not in merged:
                     out.append(locator_definition(service))
         return out
+
+    def referenced_services(self) -> set[str]:
+        """``lb://`` services the live table routes to (what discovery must watch)."""
+        return {r.uri.service for r in self.snapshot.table.routes if r.uri.service}
 
     def load_file(self) -> GatewayConfig:
         """Read and build the route file; raise ConfigError(s) without changing anything."""
@@ -132,24 +157,48 @@ class RouteManager:
             config = GatewayConfig(source="<embedded>")
         else:
             config, _ = validate_file(self._path, self._predicates, self._filters, self._context)
-        self._rebuild(config, self._api, self._services)
+        self._rebuild(config, self._kv, self._api, self._catalog)
         self._file = config
         self.last_error = None
         return config
 
+    def load_kv(self, data: bytes | None, source: str) -> GatewayConfig | None:
+        """Apply the route document stored in Consul KV (None: the key is absent, so no KV
+        routes). Raises ConfigError(s) and changes nothing when the document is invalid."""
+        if data is None or not data.strip():
+            config = None
+        else:
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                from gateway.errors import ConfigError
+
+                raise ConfigError(f"not UTF-8 text: {exc}", source) from exc
+            config, _ = validate_document(
+                read_text(text, source), source, self._predicates, self._filters, self._context
+            )
+        self._rebuild(self._file, config, self._api, self._catalog)
+        self._kv = config
+        return config
+
     def set_services(self, services: list[str]) -> None:
-        services_t = tuple(sorted(services))
-        if services_t == self._services:
+        """The known services, without tags (the static registry)."""
+        self.set_catalog({name: self._catalog.get(name, ()) for name in services})
+
+    def set_catalog(self, catalog: Mapping[str, tuple[str, ...]]) -> None:
+        """Known services and their tags: the input of locator and tag routes."""
+        catalog_d = {name: tuple(tags) for name, tags in catalog.items()}
+        if catalog_d == self._catalog:
             return
-        if not self._locator:
-            self._services = services_t  # only locator routes depend on the service list
+        if not self._locator and not self._tags:
+            self._catalog = catalog_d  # no route depends on the catalog
             return
-        self._rebuild(self._file, self._api, services_t)
-        self._services = services_t
+        self._rebuild(self._file, self._kv, self._api, catalog_d)
+        self._catalog = catalog_d
 
     def put_api_route(self, definition: RouteDefinition) -> None:
         api = {**self._api, definition.id: definition}
-        self._rebuild(self._file, api, self._services)
+        self._rebuild(self._file, self._kv, api, self._catalog)
         self._api = api
 
     def delete_api_route(self, route_id: str) -> bool:
@@ -159,12 +208,12 @@ class RouteManager:
             # Deleting a file route hides it until the next reload of the file.
             routes = tuple(r for r in self._file.routes if r.id != route_id)
             file = replace(self._file, routes=routes)
-            self._rebuild(file, self._api, self._services)
+            self._rebuild(file, self._kv, self._api, self._catalog)
             self._file = file
             return True
         else:
             return False
-        self._rebuild(self._file, api, self._services)
+        self._rebuild(self._file, self._kv, api, self._catalog)
         self._api = api
         return True
 
@@ -178,15 +227,29 @@ class RouteManager:
         return BuildContext(rng=self._rng, weights=WeightGroups(self._rng))
 
     def _rebuild(
-        self, file: GatewayConfig, api: Mapping[str, RouteDefinition], services: tuple[str, ...]
+        self,
+        file: GatewayConfig,
+        kv: GatewayConfig | None,
+        api: Mapping[str, RouteDefinition],
+        catalog: dict[str, tuple[str, ...]],
     ) -> None:
-        saved = (self._file, self._api, self._services)
-        self._file, self._api, self._services = file, dict(api), services
+        saved = (self._file, self._kv, self._api, self._catalog)
+        self._file, self._kv, self._api, self._catalog = file, kv, dict(api), catalog
         try:
-            combined = replace(file, routes=tuple(self.definitions()))
+            definitions = tuple(self.definitions())
+            default_filters = file.default_filters
+            if kv is not None and kv.default_filters:
+                default_filters = kv.default_filters  # the KV document's, when it sets them
+            combined = replace(file, routes=definitions, default_filters=default_filters)
             routes = build_routes(combined, self._predicates, self._filters, self._context)
+            if self._tags:
+                warnings = tag_routes(catalog).warnings
+                if warnings != self.tag_warnings:
+                    for warning in warnings:
+                        log.warning("tag route: %s", warning)
+                    self.tag_warnings = warnings
         finally:
-            self._file, self._api, self._services = saved
+            self._file, self._kv, self._api, self._catalog = saved
         compiled = [replace(route, handler=self._compile(route)) for route in routes]
         self.snapshot = RouteSnapshot(file, RouteTable(compiled))
         log.info("route table loaded: %d routes", len(compiled))
