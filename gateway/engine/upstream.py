@@ -9,6 +9,7 @@ to the gateway's own errors (``raise ... from exc``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING, cast
 
@@ -236,7 +237,7 @@ class UpstreamProtocol(asyncio.Protocol):
             return
         if self._upgrade:
             self._keep_alive = False  # refused upgrade: don't reuse a connection we asked to switch
-        headers = strip_hop_by_hop(raw)
+        headers, length, chunked = _response_fields(raw)
         no_body = self._head_request or status in (204, 304)
         body: bytes | StreamBody
         if no_body:
@@ -246,8 +247,6 @@ class UpstreamProtocol(asyncio.Protocol):
                 # llhttp would wait for Content-Length bytes after a HEAD: start a fresh parser.
                 self._parser = httptools.HttpResponseParser(self)
         else:
-            length = _content_length(raw)
-            chunked = any(n.lower() == b"transfer-encoding" for n, _ in raw)
             if length is None and not chunked:
                 self._close_delimited = True
                 self._keep_alive = False
@@ -348,14 +347,31 @@ class UpstreamProtocol(asyncio.Protocol):
             self._pool.idle(self)
 
 
-def _content_length(raw: list[tuple[bytes, bytes]]) -> int | None:
-    for name, value in raw:
-        if name.lower() == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
+def _response_fields(
+    raw: list[tuple[bytes, bytes]],
+) -> tuple[list[tuple[bytes, bytes]], int | None, bool]:
+    """In one pass over a response head: the fields to pass on (hop-by-hop ones and those
+    named in ``Connection`` removed), the Content-Length, and whether the body is chunked."""
+    kept: list[tuple[bytes, bytes]] = []
+    named: set[bytes] | None = None
+    length: int | None = None
+    chunked = False
+    for item in raw:
+        lname = item[0].lower()
+        if lname in HOP_BY_HOP:
+            if lname == b"transfer-encoding":
+                chunked = True
+            elif lname == b"connection":
+                tokens = connection_tokens(item[1])
+                named = tokens if named is None else named | tokens
+            continue
+        if lname == b"content-length" and length is None:
+            with contextlib.suppress(ValueError):  # llhttp refuses a malformed one anyway
+                length = int(item[1])
+        kept.append(item)
+    if named:
+        kept = [item for item in kept if item[0].lower() not in named]
+    return kept, length, chunked
 
 
 class _RequestWriter:
