@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import statistics
 import sys
 import tempfile
@@ -244,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="meshgate-bench-"))
     work.chmod(0o755)  # nginx workers run unprivileged and must read the files served from here
     stack = Stack(work)
+    # A SIGTERM (a CI timeout, `kill`) must still stop every server the run started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = datetime.now(UTC)
     try:
         upstream = stack.start_upstream()
