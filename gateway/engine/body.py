@@ -80,15 +80,17 @@ class StreamBody:
         if self._on_start is not None:
             self._on_start()
         buffered, self._buffer, self._buffered = self._buffer, [], 0
+        if self._paused_for_buffer:
+            # Whatever happens next (more body, or none: it may all be in the buffer already),
+            # the pause taken for the buffer is over now that a consumer has it.
+            self._paused_for_buffer = False
+            self._resume_cb()
         for piece in buffered:
             sink.on_data(piece)
         if self._error is not None:
             sink.on_error(self._error)
         elif self._ended:
             sink.on_end()
-        elif self._paused_for_buffer:
-            self._paused_for_buffer = False
-            self._resume_cb()
 
     def pause(self) -> None:
         self._pause_cb()

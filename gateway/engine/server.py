@@ -399,6 +399,9 @@ class HttpServerProtocol(asyncio.Protocol):
         self._parsing = None
         if cycle is not None and cycle.body is not None:
             cycle.body.feed_end()
+            # The body is all in: back-pressure on it is over, even if the upstream's write
+            # buffer never drained (its resume would find no body to resume).
+            self._resume_reading("body")
 
     # -- upgrade -----------------------------------------------------------------------------------
     def _on_upgrade(self, rest: bytes) -> None:

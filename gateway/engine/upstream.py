@@ -73,6 +73,7 @@ class UpstreamProtocol(asyncio.Protocol):
         self._deadline = 0.0
         self._tunnel: Tunnel | None = None
         self._switching: Response | None = None
+        self._reading_paused = False
         self.closed = False
         self.requests = 0
         self.idle_since = 0.0
@@ -154,6 +155,10 @@ class UpstreamProtocol(asyncio.Protocol):
     ) -> asyncio.Future[Response]:
         transport = self.transport
         assert transport is not None
+        if self._reading_paused:
+            # Paused by the previous response's back-pressure after its last byte was read:
+            # the client's writer drained with no body left to resume.
+            self._resume_reading()
         self.requests += 1
         self._future = future = self.loop.create_future()
         self._headers = []
@@ -322,10 +327,12 @@ class UpstreamProtocol(asyncio.Protocol):
 
     def _pause_reading(self) -> None:
         if self.transport is not None:
+            self._reading_paused = True
             self.transport.pause_reading()
 
     def _resume_reading(self) -> None:
         if self.transport is not None and not self.closed:
+            self._reading_paused = False
             self.transport.resume_reading()
 
     def check_deadline(self, now: float) -> None:
