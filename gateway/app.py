@@ -43,9 +43,13 @@ from gateway.predicates.catalog import builtin_predicates
 from gateway.request_id import request_id_factory
 from gateway.routing.manager import RouteManager, RouteSnapshot, instances_of
 from gateway.routing.table import RouteTable
+from gateway.service_runtime import RuntimeSettings, ServiceRuntimes
 from gateway.settings import Settings, load_settings
-from resilience.balancer.base import LoadBalancer
-from resilience.balancer.round_robin import RoundRobin
+from resilience.balancer.factory import BalancerSpec, make_balancer
+from resilience.breaker import BreakerPolicy
+from resilience.budget import BudgetPolicy
+from resilience.endpoint import EndpointBalancer
+from resilience.outlier import OutlierPolicy
 
 log = logging.getLogger("meshgate")
 
@@ -80,7 +84,28 @@ class Gateway:
             self.registry = LayeredRegistry(self.static, self.consul)
         self.kv_watch: BlockingWatch[bytes | None] | None = None
         self.registration: SelfRegistration | None = None
-        self._balancers: dict[str, LoadBalancer] = {}
+        self._balancers: dict[tuple[str, BalancerSpec | None], EndpointBalancer] = {}
+        self.runtimes = ServiceRuntimes(
+            RuntimeSettings(
+                outlier=OutlierPolicy(
+                    consecutive_failures=settings.outlier_consecutive_failures,
+                    base_ejection=settings.outlier_base_ejection,
+                    max_ejection_percent=settings.outlier_max_ejection_percent,
+                ),
+                budget=BudgetPolicy(
+                    ratio=settings.retry_budget_ratio,
+                    min_retries_per_window=settings.retry_budget_min,
+                ),
+                breaker=BreakerPolicy(
+                    fail_max=settings.breaker_fail_max,
+                    reset_timeout=settings.breaker_reset_timeout,
+                ),
+                retry_max_body=settings.retry_max_body,
+                local_zone=settings.zone,
+            ),
+            rng=self._rng,
+            on_breaker_change=_log_breaker_change,
+        )
         self.pool = ConnectionPool(
             PoolSettings(
                 connect_timeout=settings.connect_timeout,
@@ -92,7 +117,10 @@ class Gateway:
             ForwardedHeaders(settings.trusted_proxies),
             response_timeout=settings.response_timeout,
         )
-        self.dispatcher = Dispatcher(RouteTable(()), self.registry, self._balancer_for, forwarder)
+        self.dispatcher = Dispatcher(
+            RouteTable(()), self.registry, self._balancer_for, forwarder, self.runtimes
+        )
+        self.runtimes.dispatch = self.dispatcher.dispatch
         self.routes = RouteManager(
             builtin_predicates(),
             builtin_filters(),
@@ -101,6 +129,7 @@ class Gateway:
             locator_enabled=settings.discovery_locator_enabled,
             tag_routes_enabled=self.consul is not None and settings.tag_routes,
             rng=self._rng,
+            runtimes=self.runtimes,
             on_change=self._routes_changed,
         )
         self.state = ServerState(
@@ -121,10 +150,18 @@ class Gateway:
         self.management_port = settings.management_port
         self.on_refresh: Callable[[], None] | None = None
 
-    def _balancer_for(self, service: str) -> LoadBalancer:
-        balancer = self._balancers.get(service)
+    def _balancer_for(self, service: str, spec: BalancerSpec | None) -> EndpointBalancer:
+        """One balancer per service and policy, kept across reloads (weighted and round-robin
+        positions, hash rings survive a route change)."""
+        balancer = self._balancers.get((service, spec))
         if balancer is None:
-            balancer = self._balancers[service] = RoundRobin(self._rng)
+            balancer = make_balancer(
+                spec or BalancerSpec(),
+                rng=self._rng,
+                active=self.runtimes.get(service).active,
+                local_zone=self.settings.zone,
+            )
+            self._balancers[(service, spec)] = balancer
         return balancer
 
     def _routes_changed(self, snapshot: RouteSnapshot) -> None:
@@ -342,6 +379,11 @@ def _advertise_address(settings: Settings, consul: ConsulRegistry | None) -> str
             return str(probe.getsockname()[0])
     except OSError:
         return "127.0.0.1"
+
+
+def _log_breaker_change(name: str, old: str, new: str) -> None:
+    level = logging.WARNING if new == "open" else logging.INFO
+    log.log(level, "circuit breaker %r: %s -> %s", name, old, new)
 
 
 def _format_config_error(exc: ConfigError) -> str:

@@ -10,6 +10,7 @@ from gateway.engine.pool import ConnectionPool
 from gateway.engine.upstream import ConnectionLostBeforeResponse
 from gateway.exchange import Exchange, Response, Target
 from gateway.forwarded import FORWARDED_NAMES, ForwardedHeaders
+from gateway.service_runtime import AttemptHooks
 
 # Fields of the client's request that are not passed on as they are.
 _NOT_FORWARDED = HOP_BY_HOP | FORWARDED_NAMES | {b"host", b"expect", b"content-length"}
@@ -69,40 +70,52 @@ class Forwarder:
         choose: Callable[[Exchange], Target],
         connect_timeout: float | None,
         response_timeout: float | None,
+        hooks: AttemptHooks | None,
         exchange: Exchange,
     ) -> Response:
         """Send the exchange to the target ``choose`` picks (a fixed address or a balanced
-        instance); the timeouts (route overrides) default to the gateway's. Arguments come in
-        this order so a route binds the first three once with ``functools.partial``."""
+        instance); the timeouts (route overrides) default to the gateway's; ``hooks`` account
+        the attempt (bulkhead, load, outlier detection) for balanced routes. Arguments come in
+        this order so a route binds the first four once with ``functools.partial``."""
         exchange.target = target = choose(exchange)
-        body = exchange.body
-        chunked = body is not None and body.length is None
-        upgrade = exchange.upgrade is not None
-        head = self.head(exchange, target)
-        response_timeout = response_timeout or self._response_timeout
-        head_request = exchange.request.method == "HEAD"
-        # A reused keep-alive connection may have been closed by the upstream just as we picked
-        # it; that is retried once on a fresh connection, but only when no body was sent.
-        for attempt in (0, 1):
-            conn = self._pool.take(target.host, target.port, target.secure)
-            reused = conn is not None
-            if conn is None:
-                conn = await self._pool.connect(
-                    target.host, target.port, target.secure, connect_timeout
-                )
-            try:
-                return await conn.send(
-                    head,
-                    body,
-                    chunked=chunked,
-                    head_request=head_request,
-                    upgrade=upgrade,
-                    response_timeout=response_timeout,
-                )
-            except ConnectionLostBeforeResponse:
-                if attempt or not reused or body is not None:
+        if hooks is not None:
+            hooks.begin(target)
+        status: int | None = None
+        try:
+            body = exchange.body
+            chunked = body is not None and body.length is None
+            upgrade = exchange.upgrade is not None
+            head = self.head(exchange, target)
+            response_timeout = response_timeout or self._response_timeout
+            head_request = exchange.request.method == "HEAD"
+            # A reused keep-alive connection may have been closed by the upstream just as we
+            # picked it; that is retried once on a fresh connection, but only when no body was
+            # sent.
+            for attempt in (0, 1):
+                conn = self._pool.take(target.host, target.port, target.secure)
+                reused = conn is not None
+                if conn is None:
+                    conn = await self._pool.connect(
+                        target.host, target.port, target.secure, connect_timeout
+                    )
+                try:
+                    response = await conn.send(
+                        head,
+                        body,
+                        chunked=chunked,
+                        head_request=head_request,
+                        upgrade=upgrade,
+                        response_timeout=response_timeout,
+                    )
+                    status = response.status
+                    return response
+                except ConnectionLostBeforeResponse:
+                    if attempt or not reused or body is not None:
+                        raise
+                except BaseException:
+                    conn.abort()
                     raise
-            except BaseException:
-                conn.abort()
-                raise
-        raise AssertionError("unreachable")
+            raise AssertionError("unreachable")
+        finally:
+            if hooks is not None:
+                hooks.end(target, status)

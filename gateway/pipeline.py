@@ -6,8 +6,9 @@ Outer to inner:
     route filters   — SCG order; runs of synchronous filters folded into one layer
     target          — static URI, or load balancing over the registry's snapshot for lb://
     forwarder       — the only layer that talks to sockets
-Seams for later layers (deadline, retry above balancing, breaker/outlier below it, per-try
-timeout) sit between "route filters" and "forwarder" in ``compile_route``.
+Optional layers (deadline, hedging) and the filters that wrap (Retry above balancing,
+CircuitBreaker) are placed by ``Dispatcher.compile``; outlier, bulkhead and load accounting
+happen around each attempt in the forwarder (``AttemptHooks``).
 """
 
 from __future__ import annotations
@@ -22,11 +23,20 @@ from gateway.exchange import Exchange, Handler, Request, Response, Target
 from gateway.filters.base import GatewayFilter, SyncFilter, WrappingFilter
 from gateway.filters.local_response import json_error
 from gateway.forwarder import Forwarder
+from gateway.hash_key import key_extractor
 from gateway.headers import Headers
-from gateway.routing.metadata import route_timeouts
+from gateway.layers import hedged, with_deadline
+from gateway.routing.metadata import RoutePolicy, route_policy, route_timeouts
 from gateway.routing.route import Route, RouteUri
 from gateway.routing.table import RouteTable
-from resilience.balancer.base import LoadBalancer
+from gateway.service_runtime import (
+    TRIED_INSTANCES,
+    AttemptHooks,
+    ServiceOverloaded,
+    ServiceRuntimes,
+)
+from resilience.balancer.factory import BalancerSpec
+from resilience.endpoint import EndpointBalancer
 
 log = logging.getLogger("meshgate.pipeline")
 
@@ -41,7 +51,12 @@ def error_response(exchange: Exchange | None, error: GatewayError) -> Response:
     if exchange is None:
         # Refused before a request existed (unparseable head): no path or id to report.
         exchange = Exchange(Request("", "", "", Headers()), "", 0, "", 0)
-    return json_error(exchange, status, message)
+    response = json_error(exchange, status, message)
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        # Load shedding (a full bulkhead): tell well-behaved clients when to come back.
+        response.headers.set("Retry-After", str(max(1, round(retry_after))))
+    return response
 
 
 def fold_sync(filters: Sequence[SyncFilter], inner: Handler) -> Handler:
@@ -97,13 +112,15 @@ class Dispatcher:
         self,
         table: RouteTable,
         registry: ServiceRegistry,
-        balancer_for: Callable[[str], LoadBalancer],
+        balancer_for: Callable[[str, BalancerSpec | None], EndpointBalancer],
         forwarder: Forwarder,
+        runtimes: ServiceRuntimes,
     ) -> None:
         self.table = table
         self._registry = registry
         self._balancer_for = balancer_for
         self._forwarder = forwarder
+        self._runtimes = runtimes
 
     async def __call__(self, exchange: Exchange) -> Response:
         try:
@@ -136,35 +153,70 @@ class Dispatcher:
         """The route's chain. Each ``await`` layer costs about a microsecond, so the endpoint is
         the forwarder's coroutine itself (a ``partial`` adds no frame) and runs of synchronous
         filters fold into one layer: a route with only SCG's header/path filters is two
-        frames, the filter layer and the forwarder."""
+        frames, the filter layer and the forwarder. Optional layers, outer to inner:
+            deadline  — outside the filters: bounds everything, retries included
+            filters   — SCG order (Retry, CircuitBreaker are filters here, as in SCG)
+            hedging   — just above the forwarder: a second attempt to another instance
+            forwarder — picks the instance per attempt (skipping ejected and tried ones)"""
+        policy = route_policy(route.metadata)  # checked when the route was built
         if route.uri.is_forward:
-            return wrap_filters(route.filters, self._forward_endpoint(route.uri))
-        connect_timeout, response_timeout = route_timeouts(route.metadata)  # checked at build
-        endpoint = partial(
-            self._forwarder.forward,
-            self._target_chooser(route.uri),
-            connect_timeout,
-            response_timeout,
-        )
-        return wrap_filters(route.filters, endpoint)
+            handler = wrap_filters(route.filters, self._forward_endpoint(route.uri))
+        else:
+            connect_timeout, response_timeout = route_timeouts(route.metadata)
+            chooser, hooks = self._target_chooser(route.uri, policy)
+            endpoint: Handler = partial(
+                self._forwarder.forward, chooser, connect_timeout, response_timeout, hooks
+            )
+            if policy.hedge_delay is not None and route.uri.service is not None:
+                endpoint = hedged(endpoint, policy.hedge_delay)
+            handler = wrap_filters(route.filters, endpoint)
+        if policy.deadline is not None:
+            handler = with_deadline(handler, policy.deadline)
+        return handler
 
-    def _target_chooser(self, uri: RouteUri) -> TargetChooser:
+    def _target_chooser(
+        self, uri: RouteUri, policy: RoutePolicy
+    ) -> tuple[TargetChooser, AttemptHooks | None]:
         if uri.service is None:
             target = Target(uri.host, uri.port, uri.secure)
-            return lambda exchange: target
+            return (lambda exchange: target), None
         service = uri.service
-        balancer = self._balancer_for(service)
+        runtime = self._runtimes.get(service)
+        if policy.max_concurrent is not None:
+            runtime.limit(policy.max_concurrent)
+        if policy.max_per_instance is not None or (
+            policy.balancer is not None and policy.balancer.policy == "least_request"
+        ):
+            runtime.track_active = True
+        balancer = self._balancer_for(service, policy.balancer)
+        hash_on = policy.balancer.hash_on if policy.balancer is not None else None
+        key_of = key_extractor(hash_on) if hash_on else None
+        per_instance = policy.max_per_instance
         registry = self._registry
+        available = runtime.outlier.available
+        active = runtime.active
 
         def balanced(exchange: Exchange) -> Target:
-            instance = balancer.choose(registry.instances(service))
+            candidates = available(registry.instances(service))
+            tried = exchange.attributes.get(TRIED_INSTANCES)
+            if tried:
+                # A retry or hedge goes somewhere new when anywhere new is left.
+                fresh = [i for i in candidates if i.instance_id not in tried]
+                if fresh:
+                    candidates = fresh
+            if per_instance is not None and candidates:
+                candidates = [i for i in candidates if active.count(i.instance_id) < per_instance]
+                if not candidates:
+                    raise ServiceOverloaded(f"every instance of {service!r} is at its limit")
+            instance = balancer.choose(candidates, key_of(exchange) if key_of else None)
             if instance is None:
                 raise NoInstancesAvailable(f"no available instance of service {service!r}")
             return Target(
                 instance.host, instance.port, instance.secure, instance.instance_id, service
             )
 
-        return balanced
+        hooks = AttemptHooks(runtime, lambda: len(registry.instances(service)))
+        return balanced, hooks
 
     def _forward_endpoint(self, uri: RouteUri) -> Handler:
         """``forward:/path``: dispatch again inside the gateway, as SCG forwards to a local

@@ -37,6 +37,16 @@ class Settings(BaseSettings):
     management_write: bool = False
     trusted_proxies: str = ""
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    # -- resilience --
+    zone: str | None = None  # this gateway's zone (zone-aware balancing; instance meta "zone")
+    retry_max_body: int = Field(1024 * 1024, ge=0)
+    retry_budget_ratio: float = Field(0.2, ge=0.0, le=10.0)
+    retry_budget_min: int = Field(10, ge=0)
+    outlier_consecutive_failures: int = Field(5, ge=1)
+    outlier_base_ejection: float = 30.0
+    outlier_max_ejection_percent: float = Field(50.0, ge=0.0, le=100.0)
+    breaker_fail_max: int = Field(5, ge=1)
+    breaker_reset_timeout: float = 30.0
     # -- discovery and Consul (CONSUL_HTTP_ADDR and friends are read by discovery.consul) --
     discovery: Literal["static", "consul"] | None = None  # None: consul iff CONSUL_HTTP_ADDR set
     consul_datacenter: str | None = None
@@ -96,7 +106,12 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "consul_datacenter", "consul_tag", "consul_routes_key", "service_id", "advertise_address"
+        "consul_datacenter",
+        "consul_tag",
+        "consul_routes_key",
+        "service_id",
+        "advertise_address",
+        "zone",
     )
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
@@ -110,6 +125,8 @@ class Settings(BaseSettings):
         "keepalive_timeout",
         "upstream_idle_timeout",
         "consul_wait",
+        "outlier_base_ejection",
+        "breaker_reset_timeout",
         "check_interval",
         "check_timeout",
         "deregister_critical_after",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway.filters import (
+    circuit_breaker,
     dedupe,
     host,
     location,
@@ -11,6 +12,7 @@ from gateway.filters import (
     redirect,
     request_headers,
     response_headers,
+    retry,
     secure_headers,
     size,
     status,
@@ -29,6 +31,8 @@ _MODULES = (
     host,
     secure_headers,
     location,
+    retry,
+    circuit_breaker,
 )
 
 

@@ -175,6 +175,19 @@ async def services(request: web.Request) -> web.Response:
         else:
             out.append({"service": name, "source": "consul", "watched": False})
     out.extend(consul_views.values())  # watched on demand, not (yet) in the catalog
+    runtimes = gw.runtimes.known()
+    breakers = gw.runtimes.breakers.snapshot()
+    by_service: dict[str, dict[str, Any]] = {}
+    for route in gw.dispatcher.table:
+        for gateway_filter in route.filters:
+            breaker = getattr(gateway_filter, "breaker_name", None)
+            if breaker is not None and route.uri.service is not None and breaker in breakers:
+                by_service.setdefault(route.uri.service, {})[breaker] = breakers[breaker]
+    for view in out:
+        service = view["service"]
+        if service in runtimes:
+            view.update(runtimes[service].snapshot())
+        view["circuitBreakers"] = by_service.get(service, {})
     return _json(out)
 
 

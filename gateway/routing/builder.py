@@ -23,7 +23,7 @@ from gateway.errors import ConfigError
 from gateway.filters.base import FilterFactory, GatewayFilter
 from gateway.predicates.base import Predicate, PredicateFactory
 from gateway.routing.context import BuildContext
-from gateway.routing.metadata import route_timeouts
+from gateway.routing.metadata import route_policy, route_timeouts
 from gateway.routing.route import Route, RouteUri
 
 ContextFactory = Callable[[], BuildContext]
@@ -138,7 +138,7 @@ def collect_routes(
     for position, definition in enumerate(config.routes):
         label = layout.route_label(position, definition.id)
         key = layout.route_key(position)
-        ctx = replace(base, route_id=definition.id)
+        ctx = replace(base, route_id=definition.id, metadata=definition.metadata)
         ok = True
         if definition.id in seen:
             errors.add(ConfigError(f"duplicate id {definition.id!r}"), label, key=key)
@@ -171,6 +171,7 @@ def collect_routes(
 
         try:
             route_timeouts(definition.metadata)
+            route_policy(definition.metadata)
         except ConfigError as exc:
             ok = False
             errors.add(exc, label, key=key)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from gateway.exchange import Exchange
@@ -70,3 +70,8 @@ class BuildContext:
     route_id: str = ""
     weights: WeightGroups = field(default_factory=lambda: WeightGroups(random.Random()))
     known_services: frozenset[str] = frozenset()
+    # The gateway's per-service resilience state (a ``ServiceRuntimes``), for filters that need
+    # it (Retry, CircuitBreaker); None when only validating a file.
+    runtimes: Any = None
+    # The metadata of the route being built (breaker settings, timeouts).
+    metadata: Mapping[str, Any] = field(default_factory=dict)

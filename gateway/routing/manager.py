@@ -16,6 +16,7 @@ import logging
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from discovery.instance import ServiceInstance
 from gateway.config.loader import read_text
@@ -90,6 +91,7 @@ class RouteManager:
         locator_enabled: bool,
         tag_routes_enabled: bool = False,
         rng: random.Random | None = None,
+        runtimes: Any = None,
         on_change: Callable[[RouteSnapshot], None] | None = None,
     ) -> None:
         self._on_change = on_change
@@ -99,6 +101,7 @@ class RouteManager:
         self._path = config_path
         self._locator = locator_enabled
         self._tags = tag_routes_enabled
+        self._runtimes = runtimes
         self._rng = rng or random.Random()
         self._file = GatewayConfig(source="<embedded>")
         self._kv: GatewayConfig | None = None
@@ -224,7 +227,7 @@ class RouteManager:
         return config.routes[0]
 
     def _context(self) -> BuildContext:
-        return BuildContext(rng=self._rng, weights=WeightGroups(self._rng))
+        return BuildContext(rng=self._rng, weights=WeightGroups(self._rng), runtimes=self._runtimes)
 
     def _rebuild(
         self,

@@ -1,12 +1,16 @@
-"""Route metadata the gateway itself reads (SCG's ``connect-timeout`` / ``response-timeout``,
-in milliseconds), parsed once when the route is built."""
+"""Route metadata the gateway itself reads, parsed and checked once when the route is built:
+SCG's ``connect-timeout`` / ``response-timeout`` (ms), and ours — ``load-balancer``,
+``hash-on``, ``max-concurrent``, ``max-concurrent-per-instance``, ``deadline`` (ms) and
+``hedge-delay`` (ms)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import ConfigError
+from resilience.balancer.factory import BalancerSpec, parse_balancer_spec
 
 TIMEOUT_KEYS = ("connect-timeout", "response-timeout")
 
@@ -30,3 +34,61 @@ def route_timeouts(metadata: Mapping[str, Any]) -> tuple[float | None, float | N
             )
         out.append(millis / 1000.0)
     return out[0], out[1]
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePolicy:
+    balancer: BalancerSpec | None = None  # None: the service's default (round robin)
+    max_concurrent: int | None = None  # per service (the bulkhead)
+    max_per_instance: int | None = None
+    deadline: float | None = None  # seconds, the whole request including retries
+    hedge_delay: float | None = None  # seconds
+
+
+def _positive_int(metadata: Mapping[str, Any], key: str) -> int | None:
+    value = metadata.get(key)
+    if value is None:
+        return None
+    try:
+        number = int(str(value))
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ConfigError(f"metadata {key}: expected a positive integer, got {value!r}")
+    return number
+
+
+def _millis(metadata: Mapping[str, Any], key: str) -> float | None:
+    value = metadata.get(key)
+    if value is None:
+        return None
+    try:
+        millis = float(str(value))
+    except ValueError:
+        millis = -1.0
+    if millis <= 0:
+        raise ConfigError(
+            f"metadata {key}: expected a positive number of milliseconds, got {value!r}"
+        )
+    return millis / 1000.0
+
+
+def route_policy(metadata: Mapping[str, Any]) -> RoutePolicy:
+    balancer: BalancerSpec | None = None
+    policy = metadata.get("load-balancer")
+    hash_on = metadata.get("hash-on")
+    if policy is not None or hash_on is not None:
+        try:
+            balancer = parse_balancer_spec(
+                str(policy) if policy is not None else "consistent_hash",
+                str(hash_on) if hash_on is not None else None,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"metadata load-balancer: {exc}") from exc
+    return RoutePolicy(
+        balancer=balancer,
+        max_concurrent=_positive_int(metadata, "max-concurrent"),
+        max_per_instance=_positive_int(metadata, "max-concurrent-per-instance"),
+        deadline=_millis(metadata, "deadline"),
+        hedge_delay=_millis(metadata, "hedge-delay"),
+    )

@@ -247,7 +247,7 @@ def test_catalog_is_complete_and_fresh() -> None:
         "RemoveResponseHeader", "RequestHeaderSize", "RequestSize",
         "RewriteLocationResponseHeader", "RewritePath", "RewriteResponseHeader", "SecureHeaders",
         "SetPath", "SetRequestHeader", "SetRequestHostHeader", "SetResponseHeader", "SetStatus",
-        "StripPrefix",
+        "StripPrefix", "Retry", "CircuitBreaker", "FallbackHeaders",
     }  # fmt: skip
     first = builtin_filters()
     assert set(first) == expected

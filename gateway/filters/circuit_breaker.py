@@ -1,0 +1,245 @@
+"""CircuitBreaker and FallbackHeaders, with Spring Cloud Gateway's arguments.
+
+``CircuitBreaker=name`` or ``{name, fallbackUri: forward:/path, statusCodes, resumeWithoutError}``
+wraps the rest of the route in a breaker named ``name`` (routes naming the same breaker share
+it). Failures are upstream errors (connect, reset, timeout) and responses whose status is in
+``statusCodes``. On a failure or while the breaker is open:
+- with ``fallbackUri`` the request is dispatched again inside the gateway at that path (the
+  route it matches answers; ``FallbackHeaders`` there can tell the upstream what went wrong);
+- without it, as SCG: open → 503, timeout → 504, other errors → their status, a failing status
+  → that response; ``resumeWithoutError: true`` answers an empty 200 instead of an error.
+
+The breaker is pybreaker behind ``resilience.breaker``: ``fail_max`` consecutive failures open
+it for ``reset_timeout``; then a bounded number of probes decide. Settings (or the route's
+metadata ``breaker-fail-max`` and ``breaker-reset-timeout`` in ms) size it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from gateway.config.args import Args, parse_duration
+from gateway.errors import GatewayError
+from gateway.exchange import Exchange, Handler, Response
+from gateway.filters.base import FilterFactory, GatewayFilter, SyncFilter, WrappingFilter
+from gateway.filters.describe import filter_text
+from gateway.filters.status import parse_status
+from gateway.headers import Headers
+from gateway.routing.context import BuildContext
+from gateway.service_runtime import ServiceRuntimes
+from resilience.breaker import BreakerPolicy, CircuitOpen
+
+log = logging.getLogger("meshgate.breaker")
+
+# SCG's CIRCUITBREAKER_EXECUTION_EXCEPTION_ATTR: what the fallback route's FallbackHeaders reads.
+EXECUTION_EXCEPTION = "meshgate.circuitbreaker_exception"
+MAX_FORWARDS = 8
+
+
+class StatusCodeFailure(GatewayError):
+    """A response whose status the route counts as a failure (SCG's
+    CircuitBreakerStatusCodeException)."""
+
+    status = 500
+    error = "Internal Server Error"
+
+
+class BreakerOpen(GatewayError):
+    status = 503
+    error = "Service Unavailable"
+
+
+class CircuitBreakerFilter(WrappingFilter):
+    name = "CircuitBreaker"
+
+    def __init__(
+        self,
+        breaker_name: str,
+        *,
+        fallback_path: str | None,
+        fallback_text: str | None,
+        status_codes: frozenset[int],
+        resume_without_error: bool,
+        runtimes: ServiceRuntimes,
+        policy: BreakerPolicy | None,
+    ) -> None:
+        self.breaker_name = breaker_name
+        self._fallback_path = fallback_path
+        self._fallback_text = fallback_text
+        self._status_codes = status_codes
+        self._resume = resume_without_error
+        self._runtimes = runtimes
+        self._policy = policy
+
+    def describe(self) -> str:
+        return filter_text(
+            self.name, ("name", self.breaker_name), ("fallbackUri", self._fallback_text)
+        )
+
+    def wrap(self, inner: Handler) -> Handler:
+        breaker = self._runtimes.breakers.get(self.breaker_name, self._policy)
+        codes = self._status_codes
+
+        def failing(response: Response) -> bool:
+            return response.status in codes
+
+        async def guarded(exchange: Exchange) -> Response:
+            try:
+                response = await breaker.call(lambda: inner(exchange), failing if codes else None)
+            except CircuitOpen as exc:
+                return await self._failed(exchange, BreakerOpen(str(exc) or "circuit open"), None)
+            except GatewayError as exc:
+                return await self._failed(exchange, exc, None)
+            if codes and response.status in codes:
+                failure = StatusCodeFailure(f"upstream answered {response.status}")
+                failure.status = response.status
+                return await self._failed(exchange, failure, response)
+            return response
+
+        return guarded
+
+    async def _failed(
+        self, exchange: Exchange, error: GatewayError, response: Response | None
+    ) -> Response:
+        exchange.attributes[EXECUTION_EXCEPTION] = error
+        if self._fallback_path is not None:
+            if response is not None and not isinstance(response.body, bytes):
+                response.body.abort()  # replaced by the fallback's answer
+            return await self._fallback(exchange)
+        if self._resume:
+            if response is not None and not isinstance(response.body, bytes):
+                response.body.abort()
+            return Response(200, Headers(), b"")
+        if response is not None:
+            return response  # the failing status, as the upstream sent it
+        raise error
+
+    async def _fallback(self, exchange: Exchange) -> Response:
+        dispatch = self._runtimes.dispatch
+        if dispatch is None:
+            raise GatewayError("fallback dispatch is not available")
+        exchange.forwards += 1
+        if exchange.forwards > MAX_FORWARDS:
+            raise GatewayError(f"forward loop: more than {MAX_FORWARDS} internal forwards")
+        assert self._fallback_path is not None
+        exchange.request.path = self._fallback_path
+        exchange.uri_variables = {}
+        body = exchange.body
+        if body is not None and getattr(body, "started", False):
+            replay = getattr(body, "replay", None)
+            exchange.body = replay() if replay is not None and body.replayable else None  # type: ignore[attr-defined]
+        return await dispatch(exchange)
+
+
+class FallbackHeaders(SyncFilter):
+    """Adds the circuit breaker's failure to the request a fallback route forwards."""
+
+    name = "FallbackHeaders"
+
+    def __init__(self, names: tuple[str, str, str, str]) -> None:
+        self._names = names
+
+    def pre(self, exchange: Exchange) -> Response | None:
+        error = exchange.attributes.get(EXECUTION_EXCEPTION)
+        if not isinstance(error, BaseException):
+            return None
+        type_name, message_name, root_type_name, root_message_name = self._names
+        headers = exchange.request.headers
+        headers.set(type_name, _type_name(error))
+        headers.set(message_name, _single_line(str(error)))
+        root = error
+        while root.__cause__ is not None:
+            root = root.__cause__
+        if root is not error:
+            headers.set(root_type_name, _type_name(root))
+            headers.set(root_message_name, _single_line(str(root)))
+        return None
+
+    def describe(self) -> str:
+        return filter_text(self.name, ("executionExceptionTypeHeaderName", self._names[0]))
+
+
+def _type_name(exc: BaseException) -> str:
+    kind = type(exc)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _single_line(text: str) -> str:
+    """Header values can't carry line breaks or control characters."""
+    return "".join(c if c.isprintable() else " " for c in text)[:512]
+
+
+def _breaker_policy(ctx: BuildContext, runtimes: ServiceRuntimes) -> BreakerPolicy | None:
+    metadata: Any = ctx.metadata
+    fail_max = metadata.get("breaker-fail-max")
+    reset = metadata.get("breaker-reset-timeout")
+    if fail_max is None and reset is None:
+        return None
+    base = runtimes.settings.breaker
+    try:
+        fail = int(fail_max) if fail_max is not None else base.fail_max
+        reset_s = parse_duration(reset, "ms") if reset is not None else base.reset_timeout
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"breaker metadata: {exc}") from exc
+    if fail < 1 or reset_s <= 0:
+        raise ValueError("breaker-fail-max must be >= 1 and breaker-reset-timeout > 0")
+    return BreakerPolicy(
+        fail_max=fail, reset_timeout=reset_s, half_open_probes=base.half_open_probes
+    )
+
+
+def _build(args: Args, ctx: BuildContext) -> GatewayFilter:
+    name = args.str("name", "") or ctx.route_id or "default"
+    fallback = args.str("fallbackUri", None)
+    fallback_path: str | None = None
+    if fallback is not None:
+        if not fallback.startswith("forward:"):
+            args.fail("fallbackUri", "only forward: URIs are supported, as in SCG")
+        fallback_path = fallback[len("forward:") :] or "/"
+        if not fallback_path.startswith("/"):
+            args.fail("fallbackUri", "forward: needs a path starting with /")
+    raw_codes = args.raw("statusCodes", [])
+    items = raw_codes if isinstance(raw_codes, list) else str(raw_codes).split(",")
+    codes: set[int] = set()
+    for item in items:
+        if str(item).strip():
+            try:
+                codes.add(parse_status(str(item)))
+            except ValueError as exc:
+                args.fail("statusCodes", str(exc))
+    resume = args.bool("resumeWithoutError", False)
+    args.finish()
+    runtimes = ctx.runtimes if isinstance(ctx.runtimes, ServiceRuntimes) else ServiceRuntimes()
+    try:
+        policy = _breaker_policy(ctx, runtimes)
+    except ValueError as exc:
+        args.fail("name", str(exc))
+    return CircuitBreakerFilter(
+        name,
+        fallback_path=fallback_path,
+        fallback_text=fallback,
+        status_codes=frozenset(codes),
+        resume_without_error=resume,
+        runtimes=runtimes,
+        policy=policy,
+    )
+
+
+def _build_fallback_headers(args: Args, ctx: BuildContext) -> GatewayFilter:
+    names = (
+        args.str("executionExceptionTypeHeaderName", "Execution-Exception-Type"),
+        args.str("executionExceptionMessageHeaderName", "Execution-Exception-Message"),
+        args.str("rootCauseExceptionTypeHeaderName", "Root-Cause-Exception-Type"),
+        args.str("rootCauseExceptionMessageHeaderName", "Root-Cause-Exception-Message"),
+    )
+    args.finish()
+    return FallbackHeaders(names)
+
+
+FACTORIES: tuple[FilterFactory, ...] = (
+    FilterFactory("CircuitBreaker", ("name", "fallbackUri"), _build),
+    FilterFactory(
+        "FallbackHeaders", ("executionExceptionTypeHeaderName",), _build_fallback_headers
+    ),
+)
