@@ -16,7 +16,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -225,6 +225,42 @@ def summarise(measurements: list[Measurement]) -> list[dict[str, object]]:
     return rows
 
 
+# The price of observability, against `typical` with all of it off (small body, c=50 only):
+# metrics + access log are meshgate's defaults; tracing samples 10 % or 100 % into a sink.
+OBSERVABILITY_VARIANTS: dict[str, dict[str, str]] = {
+    "meshgate-1w-typical-plain": {
+        "OTEL_SDK_DISABLED": "true",
+        "GATEWAY_METRICS": "false",
+        "GATEWAY_ACCESS_LOG": "false",
+    },
+    "meshgate-1w-typical-trace10": {
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.1",
+    },
+    "meshgate-1w-typical-trace100": {"OTEL_TRACES_SAMPLER": "parentbased_always_on"},
+}
+
+
+def observability_candidates(
+    stack: Stack, wanted: Callable[[str], bool], port1: int, port2: int
+) -> list[Service]:
+    chosen = [name for name in OBSERVABILITY_VARIANTS if wanted(name)]
+    if not chosen:
+        return []
+    sink = stack.start_otlp_sink()
+    out = []
+    for name in chosen:
+        env = dict(OBSERVABILITY_VARIANTS[name])
+        if "trace" in name:
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{sink.port}"
+        service = stack.start_meshgate(
+            name, typical_routes(port1, port2), 1, prefix="/svc99", extra_env=env
+        )
+        service.workloads = (SMALL_50.name,)
+        out.append(service)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench")
     parser.add_argument("--quick", action="store_true", help="one short round: a smoke run")
@@ -276,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
             if wanted(name):
                 routes = typical_routes(upstream.port, port2)
                 candidates.append(stack.start_meshgate(name, routes, workers, prefix="/svc99"))
+        candidates += observability_candidates(stack, wanted, upstream.port, port2)
         print(f"candidates: {', '.join(c.name for c in candidates)}", flush=True)
         for service in candidates:
             print(f"warming up {service.name}", flush=True)
@@ -284,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         for workload in plan.workloads:
             for round_no in range(plan.rounds):
                 for service in candidates:  # interleaved: A B C ... A B C ...
+                    if service.workloads and workload.name not in service.workloads:
+                        continue
                     m = measure(service, workload, plan, work)
                     m.round = round_no
                     measurements.append(m)

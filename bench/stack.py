@@ -32,6 +32,8 @@ class Service:
     path_prefix: str = ""
     measured: bool = True
     log: Path | None = None
+    # Measured only on these workloads (by name); empty: all of them.
+    workloads: tuple[str, ...] = ()
 
     @property
     def base_url(self) -> str:
@@ -215,7 +217,24 @@ class Stack:
         argv = [sys.executable, "-m", "bench.bare_proxy", str(port), str(self.upstream.port)]
         return self._started(Service("bare-httptools", port, _spawn(argv, log), log=log))
 
-    def start_meshgate(self, name: str, routes: str, workers: int, prefix: str = "") -> Service:
+    def start_otlp_sink(self) -> Service:
+        """Where traced candidates export to: accepts every batch, measured by no one."""
+        port = free_port()
+        log = self.work / "otlp-sink.log"
+        process = _spawn([sys.executable, "-m", "bench.otlp_sink", str(port)], log)
+        service = Service("otlp-sink", port, process, measured=False, log=log)
+        wait_http(f"http://127.0.0.1:{port}/", process, log)
+        self.services.append(service)
+        return service
+
+    def start_meshgate(
+        self,
+        name: str,
+        routes: str,
+        workers: int,
+        prefix: str = "",
+        extra_env: dict[str, str] | None = None,
+    ) -> Service:
         port, management = free_port(), free_port()
         config = self.work / f"{name}.yml"
         config.write_text(routes)
@@ -227,6 +246,7 @@ class Stack:
             "GATEWAY_CONFIG": str(config),
             "GATEWAY_WORKERS": str(workers),
             "GATEWAY_LOG_LEVEL": "WARNING",
+            **(extra_env or {}),
         }
         process = _spawn([sys.executable, "-m", "gateway"], log, env)
         service = Service(name, port, process, path_prefix=prefix, log=log)

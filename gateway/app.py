@@ -13,11 +13,12 @@ import random
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from prometheus_client.core import GaugeMetricFamily
 
 from discovery.consul.kv import kv_watch
 from discovery.consul.registry import Catalog, ConsulRegistry
@@ -37,7 +38,11 @@ from gateway.filters.catalog import builtin_filters
 from gateway.forwarded import ForwardedHeaders
 from gateway.forwarder import Forwarder
 from gateway.management.actuator import build_management_app
+from gateway.observability.access_log import AccessLog
 from gateway.observability.logs import configure_logging
+from gateway.observability.metrics import Metrics
+from gateway.observability.observer import RequestObserver
+from gateway.observability.tracing import Tracing, TracingSettings
 from gateway.pipeline import Dispatcher, error_response
 from gateway.predicates.catalog import builtin_predicates
 from gateway.request_id import request_id_factory
@@ -52,6 +57,9 @@ from resilience.endpoint import EndpointBalancer
 from resilience.outlier import OutlierPolicy
 
 log = logging.getLogger("meshgate")
+
+# How often each worker moves its request counters into the Prometheus collectors.
+METRICS_FLUSH = 1.0
 
 
 class Gateway:
@@ -112,10 +120,21 @@ class Gateway:
                 idle_timeout=settings.upstream_idle_timeout,
             )
         )
+        try:
+            tracing_settings = TracingSettings.from_env(os.environ, settings.service_name)
+        except ValueError as exc:
+            raise ConfigError(str(exc), "environment") from exc
+        self.tracing = Tracing(tracing_settings, rng=self._rng)
+        self.metrics = Metrics(state=self._state_metrics)
+        self.access_log = AccessLog(enabled=settings.access_log)
+        counting = self.metrics if settings.metrics else None
+        self.observer = RequestObserver(counting, self.access_log, self.tracing)
+        self.runtimes.metrics = counting
         forwarder = Forwarder(
             self.pool,
             ForwardedHeaders(settings.trusted_proxies),
             response_timeout=settings.response_timeout,
+            observer=self.observer,
         )
         self.dispatcher = Dispatcher(
             RouteTable(()), self.registry, self._balancer_for, forwarder, self.runtimes
@@ -141,7 +160,9 @@ class Gateway:
                 keepalive_timeout=settings.keepalive_timeout,
             ),
             request_id_factory(),
+            observer=self.observer,
         )
+        self._metrics_timer: asyncio.TimerHandle | None = None
         self.ready = False
         self.shutting_down = False
         self._server: asyncio.Server | None = None
@@ -163,6 +184,43 @@ class Gateway:
             )
             self._balancers[(service, spec)] = balancer
         return balancer
+
+    def _flush_metrics(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.metrics.flush()
+        self._metrics_timer = loop.call_later(METRICS_FLUSH, self._flush_metrics, loop)
+
+    def _state_metrics(self) -> Iterable[GaugeMetricFamily]:
+        """Gauges read from this worker's state at scrape time."""
+        breakers = GaugeMetricFamily(
+            "meshgate_circuit_breaker_state",
+            "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
+            labels=["name"],
+        )
+        codes = {"closed": 0, "open": 1, "half-open": 2}
+        for name, view in self.runtimes.breakers.snapshot().items():
+            breakers.add_metric([name], codes.get(str(view["state"]), 0))
+        yield breakers
+        ejected = GaugeMetricFamily(
+            "meshgate_ejected_instances",
+            "Instances ejected by outlier detection.",
+            labels=["service"],
+        )
+        instances = GaugeMetricFamily(
+            "meshgate_instances", "Routable instances per service.", labels=["service"]
+        )
+        for service in self.registry.services():
+            instances.add_metric([service], len(self.registry.instances(service)))
+        for service, runtime in self.runtimes.known().items():
+            ejected.add_metric([service], len(runtime.outlier.ejected()))
+        yield ejected
+        yield instances
+        if self.consul is not None:
+            age = self.consul.status().get("snapshotAgeSeconds")
+            yield GaugeMetricFamily(
+                "meshgate_discovery_snapshot_age_seconds",
+                "Age of the oldest discovery snapshot (grows while Consul is unreachable).",
+                value=float(age) if age is not None else 0.0,
+            )
 
     def _routes_changed(self, snapshot: RouteSnapshot) -> None:
         self.dispatcher.table = snapshot.table
@@ -248,6 +306,8 @@ class Gateway:
 
     async def start(self, *, reuse_port: bool = False, management: bool = True) -> None:
         loop = asyncio.get_running_loop()
+        self.access_log.start()
+        self._metrics_timer = loop.call_later(METRICS_FLUSH, self._flush_metrics, loop)
         await self.registry.start()
         if (
             self.consul is not None
@@ -333,7 +393,13 @@ class Gateway:
             log.warning("shutdown timeout reached; aborted the remaining connections")
         self.state.close()
         self.pool.close()
+        if self._metrics_timer is not None:
+            self._metrics_timer.cancel()
+        self.metrics.flush()
         await self.registry.stop()
+        # Both block on their writer threads: off the loop, and bounded.
+        await asyncio.to_thread(self.access_log.close)
+        await asyncio.to_thread(self.tracing.shutdown)
         if self._management is not None:
             await self._management.cleanup()
         log.info("meshgate worker %d stopped", self.worker)
@@ -393,8 +459,8 @@ def _format_config_error(exc: ConfigError) -> str:
 
 
 async def serve(settings: Settings, *, worker: int = 0, reuse_port: bool = False) -> int:
-    gateway = Gateway(settings, worker=worker)
     try:
+        gateway = Gateway(settings, worker=worker)
         gateway.load()
     except ConfigError as exc:
         print(_format_config_error(exc), file=sys.stderr)

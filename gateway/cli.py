@@ -34,10 +34,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "validate":
         return _validate(args.file)
+    _prepare_metrics()
     # Imported here: running pulls in the whole server, which validating does not need.
     from gateway.app import main_run
 
     return main_run()
+
+
+def _prepare_metrics() -> None:
+    """Several workers share one metrics view through prometheus-client's multiprocess mode,
+    which must be chosen before prometheus-client is imported."""
+    from gateway.observability import multiprocess
+    from gateway.settings import load_settings
+
+    try:
+        workers = load_settings().workers
+    except ConfigError:
+        return  # main_run reports it
+    if workers > 1:
+        multiprocess.prepare()
 
 
 def _validate(path: str) -> int:

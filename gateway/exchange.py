@@ -124,3 +124,8 @@ class Exchange:
     deadline: float | None = None
     # Number of times the request was forwarded internally (forward: URIs); bounds loops.
     forwards: int = 0
+    # Set by observability: the trace context (a ``TraceContext``) when tracing is on.
+    trace: Any = None
+    # Monotonic and wall-clock times the request head was complete (observability).
+    started: float = 0.0
+    started_wall: float = 0.0

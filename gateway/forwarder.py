@@ -4,6 +4,7 @@ connection and return the upstream's response with its body still streaming."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from gateway.engine.framing import HOP_BY_HOP, connection_tokens, serialize_headers
 from gateway.engine.pool import ConnectionPool
@@ -12,8 +13,23 @@ from gateway.exchange import Exchange, Response, Target
 from gateway.forwarded import FORWARDED_NAMES, ForwardedHeaders
 from gateway.service_runtime import AttemptHooks
 
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
+    from gateway.observability.observer import RequestObserver
+
 # Fields of the client's request that are not passed on as they are.
-_NOT_FORWARDED = HOP_BY_HOP | FORWARDED_NAMES | {b"host", b"expect", b"content-length"}
+# (X-Request-Id is written anew: the gateway's id, which is the client's when it sent one.)
+_NOT_FORWARDED = (
+    HOP_BY_HOP
+    | FORWARDED_NAMES
+    | {
+        b"host",
+        b"expect",
+        b"content-length",
+        b"x-request-id",
+    }
+)
 
 
 class Forwarder:
@@ -23,14 +39,18 @@ class Forwarder:
         forwarded: ForwardedHeaders,
         *,
         response_timeout: float,
+        observer: RequestObserver | None = None,
     ) -> None:
         self._pool = pool
         self._forwarded = forwarded
         self._response_timeout = response_timeout
+        self._observer = observer
+        self._tracing = observer.tracing if observer is not None else None
 
-    def head(self, exchange: Exchange, target: Target) -> bytes:
+    def head(self, exchange: Exchange, target: Target, traceparent: bytes | None = None) -> bytes:
         """The upstream request head: the client's fields minus hop-by-hop, framing and
-        forwarding ones (written anew), in one pass and one serialisation."""
+        forwarding ones (written anew), in one pass and one serialisation. ``traceparent``,
+        when given, replaces the client's (this hop's span is the upstream's parent)."""
         request = exchange.request
         body = exchange.body
         previous: dict[bytes, bytes] | None = {} if self._forwarded.trusts(exchange) else None
@@ -50,6 +70,9 @@ class Forwarder:
             elif previous is not None and lname in FORWARDED_NAMES:
                 prior = previous.get(lname)
                 previous[lname] = item[1] if prior is None else prior + b", " + item[1]
+        if traceparent is not None:
+            headers = [h for h in headers if h[0].lower() != b"traceparent"]
+            headers.append((b"traceparent", traceparent))
         if named:
             headers = [h for h in headers if h[0].lower() not in named]
         headers.insert(0, (b"Host", host))
@@ -61,6 +84,7 @@ class Forwarder:
                 headers.append((b"Transfer-Encoding", b"chunked"))
             else:
                 headers.append((b"Content-Length", b"%d" % body.length))
+        headers.append((b"X-Request-Id", exchange.request_id.encode("ascii")))
         self._forwarded.append(exchange, headers, previous)
         line = f"{request.method} {request.target} HTTP/1.1\r\n".encode("latin-1")
         return b"".join((line, serialize_headers(headers), b"\r\n"))
@@ -80,12 +104,18 @@ class Forwarder:
         exchange.target = target = choose(exchange)
         if hooks is not None:
             hooks.begin(target)
+        tracing = self._tracing
+        span: Span | None = None
+        traceparent: bytes | None = None
+        if tracing is not None:
+            span, traceparent = tracing.client_start(exchange, target)
         status: int | None = None
+        error: BaseException | None = None
         try:
             body = exchange.body
             chunked = body is not None and body.length is None
             upgrade = exchange.upgrade is not None
-            head = self.head(exchange, target)
+            head = self.head(exchange, target, traceparent)
             response_timeout = response_timeout or self._response_timeout
             head_request = exchange.request.method == "HEAD"
             # A reused keep-alive connection may have been closed by the upstream just as we
@@ -116,6 +146,13 @@ class Forwarder:
                     conn.abort()
                     raise
             raise AssertionError("unreachable")
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
             if hooks is not None:
                 hooks.end(target, status)
+            if self._observer is not None:
+                self._observer.attempt(target, status)
+            if span is not None and tracing is not None:
+                tracing.client_end(span, status, error)

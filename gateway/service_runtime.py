@@ -95,8 +95,10 @@ class ServiceRuntimes:
         self.rng = rng or random.Random()
         self._services: dict[str, ServiceRuntime] = {}
         self.breakers = BreakerRegistry(self.settings.breaker, self.clock, on_breaker_change)
-        # Set by the composition root: how a fallback re-enters routing (forward:/path).
+        # Set by the composition root: how a fallback re-enters routing (forward:/path), and
+        # where retries and spent budgets are counted.
         self.dispatch: Dispatch | None = None
+        self.metrics: Any = None
 
     def get(self, name: str) -> ServiceRuntime:
         runtime = self._services.get(name)

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     management_write: bool = False
     trusted_proxies: str = ""
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    access_log: bool = True
+    metrics: bool = True
     # -- resilience --
     zone: str | None = None  # this gateway's zone (zone-aware balancing; instance meta "zone")
     retry_max_body: int = Field(1024 * 1024, ge=0)

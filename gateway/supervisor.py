@@ -19,6 +19,7 @@ from collections.abc import Callable
 from gateway.config.validate import validate_file
 from gateway.errors import ConfigError
 from gateway.filters.catalog import builtin_filters
+from gateway.observability import multiprocess
 from gateway.predicates.catalog import builtin_predicates
 from gateway.settings import Settings
 
@@ -83,6 +84,7 @@ def supervise(settings: Settings, worker: Callable[[int], int]) -> int:
         if pid not in workers:
             continue
         index = workers.pop(pid)
+        multiprocess.worker_exited(pid)
         code = os.waitstatus_to_exitcode(status)
         if stopping:
             continue
@@ -99,4 +101,5 @@ def supervise(settings: Settings, worker: Callable[[int], int]) -> int:
         time.sleep(delay)
         restarts[index] = [*recent, time.monotonic()]
         workers[_spawn(index, worker)] = index
+    multiprocess.cleanup()
     return exit_code

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Protocol, cast
 
 import httptools
 
@@ -38,6 +39,8 @@ _NO_BODY_STATUS = frozenset({204, 304})
 # The most request body we read and drop after answering, to keep a connection alive.
 MAX_LINGER_BYTES = 4 * 1024 * 1024
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# A client-supplied X-Request-Id is kept only when it is a plain token of sane length.
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,18 @@ class ServerLimits:
 ErrorResponder = Callable[[Exchange | None, GatewayError], Response]
 
 
+class RequestObserver(Protocol):
+    """Told when a request head is complete and when its response is done (or abandoned)."""
+
+    def started(self, exchange: Exchange) -> None: ...
+
+    def finished(self, exchange: Exchange, status: int, bytes_in: int, bytes_out: int) -> None: ...
+
+
+# nginx's status for "the client closed the connection before the response was complete".
+CLIENT_CLOSED = 499
+
+
 class ServerState:
     """Shared by every connection of one listener: the handler, limits, live connections (for
     draining) and a request-id generator."""
@@ -63,8 +78,10 @@ class ServerState:
         limits: ServerLimits,
         request_id: Callable[[], str],
         scheme: str = "http",
+        observer: RequestObserver | None = None,
     ) -> None:
         self.handler = handler
+        self.observer = observer
         self.error_response = error_response
         self.limits = limits
         self.request_id = request_id
@@ -131,11 +148,14 @@ class _Cycle:
 
     __slots__ = (
         "body",
+        "bytes_out",
         "chunked_out",
         "exchange",
         "expect_continue",
         "keep_alive",
         "method",
+        "observed",
+        "status",
         "task",
         "upgrade_buffer",
         "version",
@@ -151,6 +171,9 @@ class _Cycle:
         self.expect_continue = False
         self.task: asyncio.Task[None] | None = None
         self.upgrade_buffer = b""
+        self.status = 0
+        self.bytes_out = 0
+        self.observed = False
 
 
 class HttpServerProtocol(asyncio.Protocol):
@@ -168,6 +191,7 @@ class HttpServerProtocol(asyncio.Protocol):
         self._head_bytes = 0
         self._in_head = False
         self._parse_error: GatewayError | None = None
+        self._client_request_id: bytes | None = None
         self._parsing: _Cycle | None = None
         # request being answered, and the ones pipelined behind it
         self._active: _Cycle | None = None
@@ -209,6 +233,7 @@ class HttpServerProtocol(asyncio.Protocol):
         for cycle in (self._active, *self._pipeline):
             if cycle is None:
                 continue
+            self._observe(cycle, cycle.status or CLIENT_CLOSED)
             if cycle.body is not None:
                 cycle.body.feed_error(gone)
             if cycle.task is not None and not cycle.task.done():
@@ -306,6 +331,7 @@ class HttpServerProtocol(asyncio.Protocol):
         self._url_len = 0
         self._headers = []
         self._parse_error = None
+        self._client_request_id = None
 
     def on_url(self, url: bytes) -> None:
         self._url.append(url)
@@ -317,6 +343,8 @@ class HttpServerProtocol(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
+        if len(name) == 12 and name.lower() == b"x-request-id":
+            self._client_request_id = value
         if len(self._headers) > self._state.limits.max_headers:
             self._parse_error = HeadersTooLarge("too many request header fields")
             raise self._parse_error
@@ -353,6 +381,8 @@ class HttpServerProtocol(asyncio.Protocol):
             raise self._parse_error from exc
         query = url.query.decode("latin-1") if url.query else ""
         headers = Headers(self._headers)
+        # The client's X-Request-Id when it is a sane token, else ours.
+        client_id = self._client_request_id
         request = Request(method.decode("latin-1"), path, query, headers, version.decode())
         exchange = Exchange(
             request=request,
@@ -361,12 +391,17 @@ class HttpServerProtocol(asyncio.Protocol):
             server_host=self._server[0],
             server_port=self._server[1],
             scheme=self._state.scheme,
-            request_id=self._state.request_id(),
+            request_id=client_id.decode("ascii")
+            if client_id is not None and _REQUEST_ID.fullmatch(client_id)
+            else self._state.request_id(),
             original_path=path,
             original_host=headers.get("host"),
         )
         keep_alive = bool(parser.should_keep_alive()) and not self._close_when_idle
         cycle = _Cycle(exchange, method, version, keep_alive)
+        observer = self._state.observer
+        if observer is not None:
+            observer.started(exchange)
         if framing.has_body:
             cycle.expect_continue = (headers.get("expect") or "").lower() == "100-continue"
             cycle.body = StreamBody(
@@ -449,7 +484,7 @@ class HttpServerProtocol(asyncio.Protocol):
         if cycle.exchange.upgrade is not None:
             # The upgrade was refused: whatever the client sent after its head is not HTTP.
             cycle.keep_alive = False
-        status = response.status
+        status = cycle.status = response.status
         headers = response.headers.raw
         no_body = cycle.method == b"HEAD" or status in _NO_BODY_STATUS or status < 200
         out = [status_line(cycle.version, status, response.reason)]
@@ -472,10 +507,11 @@ class HttpServerProtocol(asyncio.Protocol):
         elif cycle.version == b"1.0":
             headers = [*headers, (b"Connection", b"keep-alive")]
         out.append(serialize_headers(headers))
-        out.append(b"\r\n")
+        out.append(b"X-Request-Id: %b\r\n\r\n" % cycle.exchange.request_id.encode("ascii"))
         if isinstance(body, bytes):
             if not no_body:
                 out.append(body)
+                cycle.bytes_out = len(body)
             transport.write(b"".join(out))
             self._finish(cycle)
             return
@@ -520,6 +556,7 @@ class HttpServerProtocol(asyncio.Protocol):
                 self._resume_reading("body")
                 return
             cycle.keep_alive = False  # unread body bytes: we can't find the next request
+        self._observe(cycle, cycle.status)
         self._active = None
         if not cycle.keep_alive or self._close_when_idle or self._state.draining:
             self._close()
@@ -531,6 +568,15 @@ class HttpServerProtocol(asyncio.Protocol):
         self._resume_reading("pipeline")
         if self._active is None and self._parsing is None:
             self._arm(self._state.limits.keepalive_timeout, self._on_idle_timeout)
+
+    def _observe(self, cycle: _Cycle, status: int) -> None:
+        observer = self._state.observer
+        if observer is not None and not cycle.observed:
+            cycle.observed = True
+            body = cycle.body
+            observer.finished(
+                cycle.exchange, status, body.received if body is not None else 0, cycle.bytes_out
+            )
 
     def _can_linger(self, cycle: _Cycle, body: StreamBody) -> bool:
         if not cycle.keep_alive or self._closing or self._close_when_idle:
@@ -556,6 +602,7 @@ class HttpServerProtocol(asyncio.Protocol):
         headers = response.headers.raw
         head = status_line(cycle.version, response.status, response.reason)
         transport.write(head + serialize_headers(headers) + b"\r\n")
+        self._observe(cycle, response.status)
         self._active = None
         self._tunnel = tunnel
         self._pause_reasons.clear()
@@ -632,6 +679,7 @@ class _ResponseWriter:
         transport = self._conn._transport
         if not data or transport is None or transport.is_closing():
             return
+        self._cycle.bytes_out += len(data)
         payload = chunk(data) if self._cycle.chunked_out else data
         head, self._head = self._head, None
         transport.write(head + payload if head is not None else payload)

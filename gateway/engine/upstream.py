@@ -372,6 +372,8 @@ def _response_fields(
                 tokens = connection_tokens(item[1])
                 named = tokens if named is None else named | tokens
             continue
+        if lname == b"x-request-id":
+            continue  # the gateway's own id goes back to the client
         if lname == b"content-length" and length is None:
             with contextlib.suppress(ValueError):  # llhttp refuses a malformed one anyway
                 length = int(item[1])

@@ -169,7 +169,14 @@ class Retry(WrappingFilter):
                     return False
             if replay is not None and not replay.replayable:
                 return False  # part of a body too large to keep was sent
-            return budget is None or budget.try_retry()
+            metrics = self._runtimes.metrics
+            if budget is not None and not budget.try_retry():
+                if metrics is not None and service:
+                    metrics.budget_exhausted(service)
+                return False
+            if metrics is not None:
+                metrics.retry(service or "")
+            return True
 
         def prepare_next(state: tenacity.RetryCallState) -> None:
             outcome = state.outcome

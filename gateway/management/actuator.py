@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway.config.schema import RouteDefinition
 from gateway.errors import ConfigError
@@ -280,6 +281,13 @@ async def refresh(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
+async def prometheus(request: web.Request) -> web.Response:
+    # CONTENT_TYPE_LATEST carries a charset, so it goes in the headers (aiohttp rejects a
+    # charset in content_type=).
+    body = _gateway(request).metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
 def build_management_app(gateway: Gateway) -> web.Application:
     app = web.Application()
     app[GATEWAY_KEY] = gateway
@@ -296,4 +304,5 @@ def build_management_app(gateway: Gateway) -> web.Application:
     app.router.add_get("/actuator/gateway/routepredicates", route_predicates)
     app.router.add_post("/actuator/gateway/refresh", refresh)
     app.router.add_get("/actuator/gateway/services", services)
+    app.router.add_get("/actuator/prometheus", prometheus)
     return app

@@ -22,7 +22,7 @@ from tests.conftest import MakeGateway
 from tests.support.gateway import RunningGateway
 
 GATEWAY_ADDED = {b"host", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"}
-GATEWAY_ADDED |= {b"x-forwarded-port", b"x-forwarded-prefix", b"forwarded"}
+GATEWAY_ADDED |= {b"x-forwarded-port", b"x-forwarded-prefix", b"forwarded", b"x-request-id"}
 FRAMING = {b"content-length", b"transfer-encoding", b"connection", b"keep-alive"}
 
 
@@ -223,7 +223,9 @@ def _comparable_request(seen: Seen) -> tuple[bytes, bytes, bytes, list[tuple[byt
 
 
 def _comparable_response(got: Got) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-    headers = sorted((n.lower(), v) for n, v in got.headers if n.lower() not in FRAMING)
+    headers = sorted(
+        (n.lower(), v) for n, v in got.headers if n.lower() not in FRAMING | {b"x-request-id"}
+    )
     return got.status, got.body, headers
 
 
@@ -264,4 +266,6 @@ async def test_gateway_is_transparent(
     assert [_comparable_response(g) for g in via] == [_comparable_response(g) for g in direct]
     for seen in seen_via:  # and the gateway's documented additions are there
         names = {n.lower() for n, _ in seen.headers}
-        assert {b"host", b"x-forwarded-for", b"forwarded"} <= names
+        assert {b"host", b"x-forwarded-for", b"forwarded", b"x-request-id"} <= names
+    for got in via:  # the request id goes back to the client too
+        assert any(n.lower() == b"x-request-id" for n, _ in got.headers)

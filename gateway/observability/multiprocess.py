@@ -1,0 +1,46 @@
+"""Prometheus multiprocess mode for ``GATEWAY_WORKERS`` > 1: every worker's counters live in
+files in one directory and the scraping worker sums them.
+
+prometheus-client decides how to store values when it is first imported, from
+``PROMETHEUS_MULTIPROC_DIR``; so the directory is prepared before anything imports it (the CLI
+calls ``prepare`` before loading the server). Nothing here imports prometheus-client.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prepare() -> str:
+    """Use ``PROMETHEUS_MULTIPROC_DIR`` when set (emptied: stale files from an earlier run
+    would be summed in), else a fresh temporary directory. Returns the directory."""
+    configured = os.environ.get(ENV)
+    if configured:
+        directory = Path(configured)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+        return str(directory)
+    directory_str = tempfile.mkdtemp(prefix="meshgate-metrics-")
+    os.environ[ENV] = directory_str
+    os.environ["MESHGATE_OWNS_METRICS_DIR"] = "1"
+    return directory_str
+
+
+def cleanup() -> None:
+    """Remove the directory when this process created it."""
+    if os.environ.pop("MESHGATE_OWNS_METRICS_DIR", None):
+        shutil.rmtree(os.environ.get(ENV, ""), ignore_errors=True)
+
+
+def worker_exited(pid: int) -> None:
+    """A worker is gone: its live gauges (in-flight requests) stop counting."""
+    if os.environ.get(ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

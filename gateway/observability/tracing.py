@@ -1,0 +1,290 @@
+"""OpenTelemetry traces: a SERVER span per request and a CLIENT span per upstream attempt, so
+retries, hedges and fallbacks show up as separate children of one request.
+
+Configured only by OpenTelemetry's standard environment (``OTEL_SDK_DISABLED``,
+``OTEL_SERVICE_NAME``, ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``, ``OTEL_TRACES_SAMPLER[_ARG]``).
+Tracing is on when an OTLP endpoint is configured; spans go out through a batch processor on its
+own thread, so a collector outage costs dropped spans, never a slower or failed request.
+
+The sampling decision is made here, before any SDK object exists: an unsampled request (90 %
+at 10 % sampling) costs a header lookup and, when it starts the trace, a ``traceparent`` for the
+upstream — not two SDK spans. Sampled requests use the SDK (own ``TracerProvider``; OTel's
+global state is left alone).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
+
+if TYPE_CHECKING:
+    from gateway.exchange import Exchange, Target
+
+log = logging.getLogger("meshgate.tracing")
+
+_SAMPLERS = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
+_HEX = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True, slots=True)
+class TracingSettings:
+    enabled: bool = False
+    service_name: str = "meshgate"
+    endpoint: str | None = None  # the traces URL, e.g. http://collector:4318/v1/traces
+    sampler: str = "parentbased_always_on"
+    ratio: float = 1.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], default_service: str) -> TracingSettings:
+        """Errors name the variable; an unknown sampler is an error, not a silent default."""
+        disabled = env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+        exporter = env.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower()
+        endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip() or None
+        if endpoint is None:
+            base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+            if base:
+                endpoint = base.rstrip("/") + "/v1/traces"
+        sampler = env.get("OTEL_TRACES_SAMPLER", "parentbased_always_on").strip().lower()
+        if sampler not in _SAMPLERS:
+            known = ", ".join(_SAMPLERS)
+            raise ValueError(f"OTEL_TRACES_SAMPLER: unsupported {sampler!r} (use one of {known})")
+        ratio = 1.0
+        if sampler.endswith("traceidratio"):
+            raw = env.get("OTEL_TRACES_SAMPLER_ARG", "1.0").strip() or "1.0"
+            try:
+                ratio = float(raw)
+            except ValueError as exc:
+                raise ValueError(f"OTEL_TRACES_SAMPLER_ARG: not a number: {raw!r}") from exc
+            if not 0.0 <= ratio <= 1.0:
+                raise ValueError(f"OTEL_TRACES_SAMPLER_ARG: must be in [0, 1], got {raw!r}")
+        service = env.get("OTEL_SERVICE_NAME", "").strip() or default_service
+        enabled = not disabled and exporter != "none" and endpoint is not None
+        return cls(enabled, service, endpoint, sampler, ratio)
+
+
+class TraceContext:
+    """The exchange's trace state: the SERVER span (when sampled) and what to propagate."""
+
+    __slots__ = ("server", "trace_id", "traceparent", "tracestate")
+
+    def __init__(
+        self,
+        trace_id: int,
+        server: Span | None,
+        traceparent: bytes | None,
+        tracestate: bytes | None,
+    ) -> None:
+        self.trace_id = trace_id
+        self.server = server
+        # For an unsampled request: the traceparent to send upstream (None: pass the client's).
+        self.traceparent = traceparent
+        self.tracestate = tracestate
+
+
+def _parse_traceparent(value: str) -> tuple[int, int, bool] | None:
+    """W3C ``version-traceid-parentid-flags``; None when malformed (then we start a trace)."""
+    parts = value.strip().lower().split("-")
+    if len(parts) < 4 or len(parts[0]) != 2 or parts[0] == "ff":
+        return None
+    version, trace_hex, span_hex, flags = parts[:4]
+    if len(trace_hex) != 32 or len(span_hex) != 16 or len(flags) != 2:
+        return None
+    if not (set(trace_hex) <= _HEX and set(span_hex) <= _HEX and set(flags) <= _HEX):
+        return None
+    if version == "00" and len(parts) != 4:
+        return None
+    trace_id, span_id = int(trace_hex, 16), int(span_hex, 16)
+    if trace_id == 0 or span_id == 0:
+        return None
+    return trace_id, span_id, bool(int(flags, 16) & 1)
+
+
+class Tracing:
+    def __init__(self, settings: TracingSettings, rng: random.Random | None = None) -> None:
+        self.settings = settings
+        self.enabled = settings.enabled
+        self._rng = rng or random.Random()
+        self._provider: TracerProvider | None = None
+        self._tracer: trace.Tracer | None = None
+        sampler = settings.sampler
+        self._parent_based = sampler.startswith("parentbased_")
+        root = sampler.removeprefix("parentbased_")
+        self._root_ratio = {"always_on": 1.0, "always_off": 0.0}.get(root, settings.ratio)
+        self._bound = round(self._root_ratio * (1 << 64))
+        if self.enabled:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            # The decision is ours (see ``server_start``); the SDK records what we sampled.
+            provider = TracerProvider(
+                sampler=ALWAYS_ON,
+                resource=Resource.create({"service.name": settings.service_name}),
+            )
+            provider.add_span_processor(
+                BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.endpoint, timeout=5))
+            )
+            self._provider = provider
+            self._tracer = provider.get_tracer("meshgate")
+
+    def _sampled_root(self, trace_id: int) -> bool:
+        # TraceIdRatioBased's rule: the low 64 bits of the trace id against the ratio.
+        return (trace_id & 0xFFFFFFFFFFFFFFFF) < self._bound
+
+    # -- SERVER span --------------------------------------------------------------------------
+    def server_start(self, exchange: Exchange, start_ns: int) -> None:
+        headers = exchange.request.headers
+        incoming = headers.get("traceparent")
+        parsed = _parse_traceparent(incoming) if incoming else None
+        if parsed is not None:
+            trace_id, parent_span, parent_sampled = parsed
+            sampled = parent_sampled if self._parent_based else self._sampled_root(trace_id)
+        else:
+            trace_id = self._rng.getrandbits(128) or 1
+            parent_span, parent_sampled = 0, False
+            sampled = self._sampled_root(trace_id)
+        tracestate = headers.get("tracestate")
+        if not sampled or self._tracer is None:
+            # Not recorded here. A valid client traceparent goes on untouched (the upstream's
+            # parent is the client's span); otherwise we start the trace, unsampled.
+            traceparent = None
+            if parsed is None:
+                span_id = self._rng.getrandbits(64) or 1
+                traceparent = b"00-%032x-%016x-00" % (trace_id, span_id)
+            exchange.trace = TraceContext(trace_id, None, traceparent, None)
+            return
+        request = exchange.request
+        context = None
+        if parsed is not None:
+            state = TraceState.from_header([tracestate]) if tracestate else None
+            remote = SpanContext(
+                trace_id,
+                parent_span,
+                is_remote=True,
+                trace_flags=TraceFlags(TraceFlags.SAMPLED if parent_sampled else 0),
+                trace_state=state,
+            )
+            context = trace.set_span_in_context(NonRecordingSpan(remote))
+        span = self._tracer.start_span(
+            request.method,
+            context=context,
+            kind=SpanKind.SERVER,
+            start_time=start_ns,
+            # Each attribute costs encoding time on the export thread: the semantic
+            # conventions' required ones and ours, nothing decorative.
+            attributes={
+                "http.request.method": request.method,
+                "url.path": request.path,
+                "server.address": exchange.original_host or exchange.server_host,
+                "network.peer.address": exchange.client_host,
+            },
+        )
+        state_bytes = tracestate.encode() if tracestate else None
+        exchange.trace = TraceContext(span.get_span_context().trace_id, span, None, state_bytes)
+
+    def server_end(self, exchange: Exchange, status: int, end_ns: int) -> None:
+        context = exchange.trace
+        span = context.server if context is not None else None
+        if span is None:
+            return
+        route = exchange.route
+        if route is not None:
+            span.set_attribute("gateway.route.id", route.id)
+            pattern = _route_pattern(route)
+            if pattern:
+                span.set_attribute("http.route", pattern)
+                span.update_name(f"{exchange.request.method} {pattern}")
+        span.set_attribute("http.response.status_code", status)
+        if status >= 500:
+            span.set_status(Status(StatusCode.ERROR))
+        span.end(end_time=end_ns)
+
+    # -- CLIENT spans ---------------------------------------------------------------------------
+    def client_start(self, exchange: Exchange, target: Target) -> tuple[Span | None, bytes | None]:
+        """The CLIENT span for one attempt (None when unsampled) and the traceparent to send
+        (None: leave the client's as it is)."""
+        context = exchange.trace
+        if context is None:
+            return None, None
+        server = context.server
+        if server is None or self._tracer is None:
+            return None, context.traceparent
+        attributes: dict[str, Any] = {
+            "http.request.method": exchange.request.method,
+            "server.address": target.host,
+            "server.port": target.port,
+        }
+        if target.service is not None:
+            attributes["gateway.service"] = target.service
+        if target.instance_id is not None:
+            attributes["gateway.instance"] = target.instance_id
+        attempt = exchange.attributes.get("meshgate.retry_attempt")
+        if isinstance(attempt, int) and attempt > 1:
+            attributes["http.request.resend_count"] = attempt - 1
+            attributes["gateway.retry.attempt"] = attempt
+        span = self._tracer.start_span(
+            exchange.request.method,
+            context=trace.set_span_in_context(server),
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+        )
+        ctx = span.get_span_context()
+        header = b"00-%032x-%016x-01" % (ctx.trace_id, ctx.span_id)
+        return span, header
+
+    def client_end(self, span: Span, status: int | None, error: BaseException | None) -> None:
+        if status is not None:
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+        elif error is not None:
+            span.set_attribute("error.type", type(error).__name__)
+            span.set_status(Status(StatusCode.ERROR, str(error)[:200]))
+        span.end()
+
+    @staticmethod
+    def annotate(exchange: Exchange, key: str, value: str | int | bool) -> None:
+        """An attribute on the request's SERVER span, when it is recorded (breaker state,
+        rate-limit verdict)."""
+        context = exchange.trace
+        if context is not None and context.server is not None:
+            context.server.set_attribute(key, value)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        if self._provider is not None:
+            self._provider.force_flush(int(timeout * 1000))
+            self._provider.shutdown()
+
+
+def _route_pattern(route: Any) -> str | None:
+    """The first Path pattern of the route, as ``http.route`` (low cardinality)."""
+    for predicate in getattr(route, "predicates", ()):
+        patterns = getattr(predicate, "patterns", None)
+        if patterns:
+            first = patterns[0]
+            return str(getattr(first, "text", first))
+    return None
