@@ -33,6 +33,9 @@ Try:
   curl -i http://127.0.0.1:{port}/nowhere
   curl -s http://127.0.0.1:{mport}/actuator/gateway/routes | python3 -m json.tool
   curl -s http://127.0.0.1:{mport}/actuator/health
+  curl -s http://127.0.0.1:{mport}/actuator/gateway/services | python3 -m json.tool
+  curl -s http://127.0.0.1:{mport}/actuator/prometheus | grep meshgate_requests_total
+  # every request above is also one JSON access-log line on this terminal
   WebSocket echo (lb:ws://echo): ws://127.0.0.1:{port}/ws/chat
 
 Ctrl-C stops everything.
