@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
@@ -35,6 +35,8 @@ from opentelemetry.trace import (
     TraceFlags,
     TraceState,
 )
+
+from gateway.observability.otlp_exporter import LeanOtlpExporter, parse_headers
 
 if TYPE_CHECKING:
     from gateway.exchange import Exchange, Target
@@ -59,6 +61,8 @@ class TracingSettings:
     endpoint: str | None = None  # the traces URL, e.g. http://collector:4318/v1/traces
     sampler: str = "parentbased_always_on"
     ratio: float = 1.0
+    headers: Mapping[str, str] = field(default_factory=dict)
+    compression: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], default_service: str) -> TracingSettings:
@@ -85,7 +89,21 @@ class TracingSettings:
                 raise ValueError(f"OTEL_TRACES_SAMPLER_ARG: must be in [0, 1], got {raw!r}")
         service = env.get("OTEL_SERVICE_NAME", "").strip() or default_service
         enabled = not disabled and exporter != "none" and endpoint is not None
-        return cls(enabled, service, endpoint, sampler, ratio)
+        headers = parse_headers(
+            env.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
+            or env.get("OTEL_EXPORTER_OTLP_HEADERS", "")
+        )
+        compression = (
+            env.get("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION")
+            or env.get("OTEL_EXPORTER_OTLP_COMPRESSION", "")
+        ).strip().lower() or None
+        if compression not in (None, "none", "gzip"):
+            raise ValueError(
+                f"OTEL_EXPORTER_OTLP_COMPRESSION: use gzip or none, got {compression!r}"
+            )
+        if compression == "none":
+            compression = None
+        return cls(enabled, service, endpoint, sampler, ratio, headers, compression)
 
 
 class TraceContext:
@@ -138,16 +156,16 @@ class Tracing:
         self._root_ratio = {"always_on": 1.0, "always_off": 0.0}.get(root, settings.ratio)
         self._bound = round(self._root_ratio * (1 << 64))
         if self.enabled:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
+            assert settings.endpoint is not None
             # The decision is ours (see ``server_start``); the SDK records what we sampled.
             provider = TracerProvider(
                 sampler=ALWAYS_ON,
                 resource=Resource.create({"service.name": settings.service_name}),
             )
-            provider.add_span_processor(
-                BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.endpoint, timeout=5))
+            exporter = LeanOtlpExporter(
+                settings.endpoint, headers=settings.headers, compression=settings.compression
             )
+            provider.add_span_processor(BatchSpanProcessor(exporter))
             self._provider = provider
             self._tracer = provider.get_tracer("meshgate")
 
