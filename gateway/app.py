@@ -151,6 +151,7 @@ class Gateway:
             runtimes=self.runtimes,
             on_change=self._routes_changed,
         )
+        self.dispatcher.service_policies = self.routes.service_policies
         self.state = ServerState(
             self.dispatcher,
             error_response,

@@ -14,8 +14,9 @@ happen around each attempt in the forwarder (``AttemptHooks``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
+from typing import Any
 
 from discovery.registry import ServiceRegistry
 from gateway.errors import GatewayError, NoInstancesAvailable, NotFound
@@ -103,6 +104,19 @@ def wrap_filters(filters: Sequence[GatewayFilter], inner: Handler) -> Handler:
 
 TargetChooser = Callable[[Exchange], Target]
 
+_BALANCER_KEYS = ("load-balancer", "hash-on")
+
+
+def merge_policy(service: Mapping[str, Any], route: Mapping[str, Any]) -> dict[str, Any]:
+    """A route's own settings win over its service's; the balancer (policy and hash key) is
+    taken whole from one side, so a route choosing round_robin drops the service's hash key."""
+    merged = dict(service)
+    if any(key in route for key in _BALANCER_KEYS):
+        for key in _BALANCER_KEYS:
+            merged.pop(key, None)
+    merged.update(route)
+    return merged
+
 
 class Dispatcher:
     """Routes an exchange to its compiled chain. ``table`` is swapped whole on reload, so a
@@ -121,6 +135,8 @@ class Dispatcher:
         self._balancer_for = balancer_for
         self._forwarder = forwarder
         self._runtimes = runtimes
+        # Per-service policy defaults (``services:`` in the route document), read at compile.
+        self.service_policies: Callable[[], Mapping[str, Mapping[str, Any]]] | None = None
 
     async def __call__(self, exchange: Exchange) -> Response:
         try:
@@ -158,7 +174,13 @@ class Dispatcher:
             filters   — SCG order (Retry, CircuitBreaker are filters here, as in SCG)
             hedging   — just above the forwarder: a second attempt to another instance
             forwarder — picks the instance per attempt (skipping ejected and tried ones)"""
-        policy = route_policy(route.metadata)  # checked when the route was built
+        metadata: Mapping[str, Any] = route.metadata
+        service = route.uri.service
+        if service is not None and self.service_policies is not None:
+            defaults = self.service_policies().get(service)
+            if defaults:
+                metadata = merge_policy(defaults, metadata)
+        policy = route_policy(metadata)  # checked when the route and services were loaded
         if route.uri.is_forward:
             handler = wrap_filters(route.filters, self._forward_endpoint(route.uri))
         else:

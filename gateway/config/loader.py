@@ -42,6 +42,7 @@ from gateway.config.shortcut import (
 from gateway.errors import ConfigError
 from gateway.filters.base import FilterFactory
 from gateway.predicates.base import PredicateFactory
+from gateway.routing.metadata import route_policy
 from gateway.routing.route import RouteUri
 
 try:
@@ -53,6 +54,12 @@ ROUTE_KEYS = ("id", "uri", "predicates", "filters", "order", "metadata")
 INSTANCE_KEYS = ("host", "port", "secure", "weight", "metadata", "id")
 _DEFAULT_FILTER_KEYS = ("default-filters", "defaultFilters", "default_filters")
 _TOP_LEVEL_KEYS = ("routes", *_DEFAULT_FILTER_KEYS, "services")
+SERVICE_POLICY_KEYS = (
+    "load-balancer",
+    "hash-on",
+    "max-concurrent",
+    "max-concurrent-per-instance",
+)
 # Where a gateway section may live, most specific first.
 _SECTIONS: tuple[tuple[str, ...], ...] = (
     (),
@@ -365,12 +372,13 @@ class _DocumentReader:
         default_key, raw_defaults = self._section(data, _DEFAULT_FILTER_KEYS, "default-filters")
         default_filters, default_indexes = self._default_filters(default_key, raw_defaults)
         routes, route_indexes, unbuilt = self._routes(routes_key, raw_routes)
-        services = self._services(data.get("services"))
+        services, policies = self._services(data.get("services"))
         config = GatewayConfig(
             routes=tuple(routes),
             default_filters=tuple(default_filters),
             services=services,
             source=self.source,
+            service_policies=policies,
         )
         layout = DocumentLayout(
             source=self.source,
@@ -570,17 +578,23 @@ class _DocumentReader:
 
     # -- services ------------------------------------------------------------------------------
 
-    def _services(self, raw: object) -> dict[str, tuple[InstanceDefinition, ...]]:
+    def _services(
+        self, raw: object
+    ) -> tuple[dict[str, tuple[InstanceDefinition, ...]], dict[str, dict[str, Any]]]:
+        """``name: [instances]``, or ``name: {instances: [...], load-balancer: ..., ...}`` to
+        give the service policy defaults too (a service known only to Consul may be listed
+        with a policy and no instances)."""
         if raw is None:
-            return {}
+            return {}, {}
         if not isinstance(raw, Mapping):
             self._fail(
                 "services must be a mapping of service name to a list of instances, "
                 f"got {describe_value(raw)}",
                 key=(_RANK_SERVICES,),
             )
-            return {}
+            return {}, {}
         services: dict[str, tuple[InstanceDefinition, ...]] = {}
+        policies: dict[str, dict[str, Any]] = {}
         for position, (raw_name, raw_instances) in enumerate(raw.items()):
             name = str(raw_name).strip() if raw_name is not None else ""
             label = f"services.{name}"
@@ -588,6 +602,31 @@ class _DocumentReader:
             if not name:
                 self._fail("service name must not be empty", "services", key=key)
                 continue
+            if isinstance(raw_instances, Mapping) and (
+                "host" in raw_instances or "port" in raw_instances
+            ):
+                self._fail(
+                    "must be a list of instances (or a mapping with instances: and policy keys),"
+                    " got a single instance",
+                    label,
+                    key=key,
+                )
+                continue
+            if isinstance(raw_instances, Mapping):
+                policy = {str(k): v for k, v in raw_instances.items() if k != "instances"}
+                unknown = sorted(set(policy) - set(SERVICE_POLICY_KEYS))
+                for bad in unknown:
+                    self.errors.add(_unknown_key(bad, SERVICE_POLICY_KEYS), label, key=key)
+                try:
+                    route_policy(policy)
+                except ConfigError as exc:
+                    self.errors.add(exc, label, key=key)
+                if policy and not unknown:
+                    policies[name] = policy
+                if "instances" not in raw_instances:
+                    continue  # policy only: the instances come from discovery
+                raw_instances = raw_instances["instances"]
+                label = f"{label}.instances"
             instances: list[InstanceDefinition] = []
             ids: dict[str, int] = {}
             for index, entry in enumerate(self._list(raw_instances, label, key)):
@@ -606,7 +645,7 @@ class _DocumentReader:
                     ids[instance.instance_id] = index
                 instances.append(instance)
             services[name] = tuple(instances)
-        return services
+        return services, policies
 
     def _instance(
         self, entry: object, label: str, key: tuple[int, ...]

@@ -51,3 +51,6 @@ class GatewayConfig:
     default_filters: tuple[FilterDefinition, ...] = ()
     services: Mapping[str, tuple[InstanceDefinition, ...]] = field(default_factory=dict)
     source: str = "<embedded>"
+    # Per-service defaults for routes to ``lb://<service>`` (same keys as route metadata:
+    # load-balancer, hash-on, max-concurrent, max-concurrent-per-instance).
+    service_policies: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)

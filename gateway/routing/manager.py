@@ -102,6 +102,7 @@ class RouteManager:
         self._locator = locator_enabled
         self._tags = tag_routes_enabled
         self._runtimes = runtimes
+        self._policies: dict[str, Mapping[str, Any]] = {}
         self._rng = rng or random.Random()
         self._file = GatewayConfig(source="<embedded>")
         self._kv: GatewayConfig | None = None
@@ -149,6 +150,11 @@ class RouteManager:
                 if rid not in merged:
                     out.append(locator_definition(service))
         return out
+
+    def service_policies(self) -> Mapping[str, Mapping[str, Any]]:
+        """Per-service policy defaults from ``services:`` (the KV document's win by name), of
+        the table being compiled."""
+        return self._policies
 
     def referenced_services(self) -> set[str]:
         """``lb://`` services the live table routes to (what discovery must watch)."""
@@ -253,6 +259,8 @@ class RouteManager:
                     self.tag_warnings = warnings
         finally:
             self._file, self._kv, self._api, self._catalog = saved
+        # What compiling reads (``service_policies``): the config being built, not the old one.
+        self._policies = {**file.service_policies, **(kv.service_policies if kv else {})}
         compiled = [replace(route, handler=self._compile(route)) for route in routes]
         self.snapshot = RouteSnapshot(file, RouteTable(compiled))
         log.info("route table loaded: %d routes", len(compiled))

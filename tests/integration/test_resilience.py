@@ -302,3 +302,45 @@ async def test_consistent_hash_keeps_a_user_on_one_instance(
         assert len({next(iter(w)) for w in placement.values()}) > 1  # users spread out
     finally:
         await gw.gateway.stop()
+
+
+async def test_a_service_level_policy_applies_and_a_route_overrides_it(
+    tmp_path: Path, trio: list[ChaosUpstream], session: aiohttp.ClientSession
+) -> None:
+    instances = "\n".join(
+        f"      - {{host: 127.0.0.1, port: {u.port}, id: {u.name}}}" for u in trio
+    )
+    routes = (
+        textwrap.dedent(
+            """
+        services:
+          pool:
+            load-balancer: consistent_hash
+            hash-on: "header:X-User"
+            instances:
+        """
+        )
+        + instances
+        + textwrap.dedent(
+            """
+        routes:
+          - id: sticky
+            uri: lb://pool
+            predicates: [Path=/s/**]
+          - id: spread
+            uri: lb://pool
+            predicates: [Path=/r/**]
+            metadata: {load-balancer: round_robin}
+        """
+        )
+    )
+    gw = await gateway_for(tmp_path, routes)
+    try:
+        for prefix, expected in (("/s", 1), ("/r", 3)):
+            seen = set()
+            for _ in range(6):
+                async with session.get(f"{gw.url}{prefix}/x", headers={"X-User": "u7"}) as r:
+                    seen.add(r.headers["X-Upstream"])
+            assert len(seen) == expected, (prefix, seen)
+    finally:
+        await gw.gateway.stop()

@@ -321,7 +321,8 @@ def test_services_not_a_mapping(errors_of: Check) -> None:
 
 def test_service_instances_not_a_list(errors_of: Check) -> None:
     assert errors_of("services:\n  orders: {host: h, port: 1}\n") == [
-        "routes.yml: services.orders: must be a list, got a mapping"
+        "routes.yml: services.orders: must be a list of instances (or a mapping with instances:"
+        " and policy keys), got a single instance"
     ]
 
 
@@ -445,3 +446,37 @@ def test_bad_route_timeout_metadata_names_file_route_and_key(tmp_path: Path) -> 
         f"{path}: routes[0] (slow): metadata connect-timeout: expected a positive number of "
         "milliseconds, got -5"
     )
+
+
+def test_service_policy_mistakes_name_the_service(errors_of: Check) -> None:
+    assert errors_of("services:\n  orders:\n    load-balanser: random\n    instances: []\n") == [
+        "routes.yml: services.orders: unknown key 'load-balanser' (did you mean load-balancer?);"
+        " allowed: load-balancer, hash-on, max-concurrent, max-concurrent-per-instance"
+    ]
+    [message] = errors_of("services:\n  orders:\n    load-balancer: fastest\n")
+    assert message.startswith("routes.yml: services.orders: metadata load-balancer: ")
+    assert "fastest" in message
+    messages = errors_of(
+        "services:\n  orders:\n    max-concurrent: 0\n    instances:\n      - {host: h, port: 0}\n"
+    )
+    assert any("max-concurrent" in m for m in messages)
+    assert any("services.orders.instances[0]: port must be 1..65535" in m for m in messages)
+
+
+def test_service_policy_and_instances_load(
+    predicates: dict[str, PredicateFactory], filters: dict[str, FilterFactory]
+) -> None:
+    text = (
+        "services:\n"
+        "  orders:\n"
+        "    load-balancer: consistent_hash\n"
+        "    hash-on: 'header:X-User'\n"
+        "    instances:\n"
+        "      - {host: 10.0.0.1, port: 80}\n"
+        "  billing: {load-balancer: least_request}\n"
+    )
+    config, _ = validate_text(text, "routes.yml", predicates, filters)
+    assert [i.host for i in config.services["orders"]] == ["10.0.0.1"]
+    assert "billing" not in config.services  # policy only: instances from discovery
+    assert config.service_policies["orders"]["hash-on"] == "header:X-User"
+    assert config.service_policies["billing"] == {"load-balancer": "least_request"}
