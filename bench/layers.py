@@ -22,9 +22,13 @@ from gateway.filters.catalog import builtin_filters
 from gateway.forwarded import ForwardedHeaders
 from gateway.forwarder import Forwarder
 from gateway.headers import Headers
+from gateway.observability.access_log import AccessLog
+from gateway.observability.metrics import Metrics
+from gateway.observability.observer import RequestObserver
 from gateway.predicates.catalog import builtin_predicates
 from gateway.routing.builder import build_routes
 from gateway.routing.table import RouteTable
+from gateway.service_runtime import AttemptHooks, ServiceRuntimes
 from resilience.balancer.round_robin import RoundRobin
 
 REQUEST = (
@@ -111,6 +115,25 @@ def measure() -> list[LayerCost]:
     def response_head() -> None:
         b"".join((status_line(b"1.1", 200, None), serialize_headers(RESPONSE_HEADERS), b"\r\n"))
 
+    metrics = Metrics()
+    access_log = AccessLog(stream=_Discard())  # queued only: its writer thread isn't started
+    observer = RequestObserver(metrics, access_log, None)
+    runtime = ServiceRuntimes().get("bench")
+    hooks = AttemptHooks(runtime, lambda: 2)
+    picked = Target("127.0.0.1", 9001, False, "i0", "bench")
+
+    def observe() -> None:
+        exchange = _exchange("/svc99/items/42")
+        exchange.route = route
+        observer.started(exchange)
+        observer.attempt(picked, 200)
+        observer.finished(exchange, 200, 0, 12)
+
+    def resilience_accounting() -> None:
+        runtime.outlier.available(instances)
+        hooks.begin(picked)
+        hooks.end(picked, 200)
+
     baseline = _us(partial(_exchange, "/svc99/items/42"))
     return [
         LayerCost("parse request head (httptools + callbacks)", _us(_parse)),
@@ -126,8 +149,23 @@ def measure() -> list[LayerCost]:
             _us(upstream_head) - baseline,
         ),
         LayerCost("response head (status line + headers)", _us(response_head)),
-        LayerCost("observability / access log", 0.0),
+        LayerCost(
+            "outlier filter + attempt accounting (default resilience)",
+            _us(resilience_accounting),
+        ),
+        LayerCost(
+            "observability: metrics + access log record (default), per request",
+            _us(observe, 20_000) - baseline,
+        ),
     ]
+
+
+class _Discard:
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        return None
 
 
 if __name__ == "__main__":
