@@ -14,9 +14,8 @@ from gateway.forwarded import FORWARDED_NAMES, ForwardedHeaders
 from gateway.service_runtime import AttemptHooks
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Span
-
     from gateway.observability.observer import RequestObserver
+    from gateway.observability.tracing import OpenSpan
 
 # Fields of the client's request that are not passed on as they are.
 # (X-Request-Id is written anew: the gateway's id, which is the client's when it sent one.)
@@ -105,7 +104,7 @@ class Forwarder:
         if hooks is not None:
             hooks.begin(target)
         tracing = self._tracing
-        span: Span | None = None
+        span: OpenSpan | None = None
         traceparent: bytes | None = None
         if tracing is not None:
             span, traceparent = tracing.client_start(exchange, target)
@@ -155,4 +154,4 @@ class Forwarder:
             if self._observer is not None:
                 self._observer.attempt(target, status)
             if span is not None and tracing is not None:
-                tracing.client_end(span, status, error)
+                tracing.client_end(exchange, span, status, error)

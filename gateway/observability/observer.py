@@ -53,9 +53,8 @@ class RequestObserver:
                 upstream = target.instance_id or f"{target.host}:{target.port}"
             trace_id = span_id = None
             if context is not None and context.server is not None:
-                span_context = context.server.get_span_context()
-                trace_id = f"{span_context.trace_id:032x}"
-                span_id = f"{span_context.span_id:016x}"
+                trace_id = f"{context.server.trace_id:032x}"
+                span_id = f"{context.server.span_id:016x}"
             elif context is not None:
                 trace_id = f"{context.trace_id:032x}"
             self._access_log.record(
