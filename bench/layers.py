@@ -131,8 +131,7 @@ def measure() -> list[LayerCost]:
 
     def resilience_accounting() -> None:
         runtime.outlier.available(instances)
-        hooks.begin(picked)
-        hooks.end(picked, 200)
+        hooks.end(picked, 200, hooks.begin(picked))
 
     baseline = _us(partial(_exchange, "/svc99/items/42"))
     return [

@@ -60,6 +60,8 @@ log = logging.getLogger("meshgate")
 
 # How often each worker moves its request counters into the Prometheus collectors.
 METRICS_FLUSH = 1.0
+# The longest shutdown waits for queued spans to reach the collector.
+TRACING_FLUSH = 5.0
 
 
 class Gateway:
@@ -91,6 +93,7 @@ class Gateway:
             )
             self.registry = LayeredRegistry(self.static, self.consul)
         self.kv_watch: BlockingWatch[bytes | None] | None = None
+        self.kv_applied = False
         self.registration: SelfRegistration | None = None
         self._balancers: dict[tuple[str, BalancerSpec | None], EndpointBalancer] = {}
         self.runtimes = ServiceRuntimes(
@@ -212,7 +215,13 @@ class Gateway:
             "meshgate_instances", "Routable instances per service.", labels=["service"]
         )
         for service in self.registry.services():
-            instances.add_metric([service], len(self.registry.instances(service)))
+            if self.static.has(service):
+                count = len(self.static.instances(service))
+            elif self.consul is not None:
+                count = len(self.consul.watched_instances(service))  # no watch started here
+            else:
+                count = 0
+            instances.add_metric([service], count)
         for service, runtime in self.runtimes.known().items():
             ejected.add_metric([service], len(runtime.outlier.ejected()))
         yield ejected
@@ -249,14 +258,15 @@ class Gateway:
             self.routes.last_error = message
             log.error("route document in Consul KV rejected, keeping the previous:\n%s", message)
             return
+        self.kv_applied = True
         self.routes.last_error = None
         log.info("routes from Consul KV %r applied", key)
 
     @property
     def discovery_ready(self) -> bool:
         """Readiness waits for the first discovery snapshot and the KV route document."""
-        if self.kv_watch is not None and not self.kv_watch.state.loaded:
-            return False
+        if self.kv_watch is not None and not self.kv_applied:
+            return False  # not before a valid document (or the key's absence) was applied
         return self.registry.ready
 
     # -- configuration -----------------------------------------------------------------------------
@@ -402,7 +412,11 @@ class Gateway:
         await self.registry.stop()
         # Both block on their writer threads: off the loop, and bounded.
         await asyncio.to_thread(self.access_log.close)
-        await asyncio.to_thread(self.tracing.shutdown)
+        try:
+            # The SDK's flush exports the whole queue, however slow the collector: bounded here.
+            await asyncio.wait_for(asyncio.to_thread(self.tracing.shutdown), TRACING_FLUSH)
+        except TimeoutError:
+            log.warning("gave up flushing spans after %gs", TRACING_FLUSH)
         if self._management is not None:
             await self._management.cleanup()
         log.info("meshgate worker %d stopped", self.worker)

@@ -3,6 +3,7 @@ connection and return the upstream's response with its body still streaming."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -101,8 +102,7 @@ class Forwarder:
         the attempt (bulkhead, load, outlier detection) for balanced routes. Arguments come in
         this order so a route binds the first four once with ``functools.partial``."""
         exchange.target = target = choose(exchange)
-        if hooks is not None:
-            hooks.begin(target)
+        entered = hooks.begin(target) if hooks is not None else None
         tracing = self._tracing
         span: OpenSpan | None = None
         traceparent: bytes | None = None
@@ -150,7 +150,8 @@ class Forwarder:
             raise
         finally:
             if hooks is not None:
-                hooks.end(target, status)
+                cancelled = isinstance(error, asyncio.CancelledError)
+                hooks.end(target, status, entered, cancelled)
             if self._observer is not None:
                 self._observer.attempt(target, status)
             if span is not None and tracing is not None:

@@ -41,37 +41,48 @@ def hedged(attempt: Handler, delay: float) -> Handler:
         if request.method not in IDEMPOTENT:
             return await attempt(exchange)
         first: asyncio.Future[Response] = asyncio.ensure_future(attempt(exchange))
-        done, _ = await asyncio.wait({first}, timeout=delay)
-        if done:
-            return first.result()
-        target = exchange.target
-        if target is not None and target.instance_id is not None:
-            tried: set[str] = exchange.attributes.setdefault(TRIED_INSTANCES, set())
-            tried.add(target.instance_id)
-        second: asyncio.Future[Response] = asyncio.ensure_future(attempt(exchange))
-        pending = {first, second}
+        pending: set[asyncio.Future[Response]] = {first}
         try:
+            done, _ = await asyncio.wait(pending, timeout=delay)
+            if done:
+                return first.result()
+            target = exchange.target
+            if target is not None and target.instance_id is not None:
+                tried: set[str] = exchange.attributes.setdefault(TRIED_INSTANCES, set())
+                tried.add(target.instance_id)
+            pending.add(asyncio.ensure_future(attempt(exchange)))
             last_error: BaseException | None = None
+            fallback: Response | None = None
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                winner: Response | None = None
                 for task in done:
                     error = task.exception()
                     if error is not None:
                         last_error = error
                         continue
                     response = task.result()
-                    if response.status >= 500 and pending:
-                        _discard(response)  # the other attempt may still do better
-                        continue
-                    return response
+                    if winner is None and (response.status < 500 or not pending):
+                        winner = response
+                    elif fallback is None and response.status >= 500:
+                        fallback = response  # a 5xx kept in case nothing better comes
+                    else:
+                        _discard(response)
+                if winner is not None:
+                    if fallback is not None:
+                        _discard(fallback)
+                    return winner
+            if fallback is not None:
+                return fallback
             assert last_error is not None
             raise last_error
         finally:
+            # Losers (and, if we were cancelled, everything): stop them, drop their answers.
             for task in pending:
                 task.cancel()
+            for task in pending:
                 with contextlib.suppress(BaseException):
-                    response = await task
-                    _discard(response)
+                    _discard(await task)
 
     return hedge
 

@@ -8,6 +8,7 @@ outcomes are recorded, so ejection, budgets and load counts agree on what an att
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -94,7 +95,12 @@ class ServiceRuntimes:
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
         self._services: dict[str, ServiceRuntime] = {}
-        self.breakers = BreakerRegistry(self.settings.breaker, self.clock, on_breaker_change)
+        self.breakers = BreakerRegistry(
+            self.settings.breaker,
+            self.clock,
+            on_breaker_change,
+            exclude=(asyncio.CancelledError, ServiceOverloaded),
+        )
         # Set by the composition root: how a fallback re-enters routing (forward:/path), and
         # where retries and spent budgets are counted.
         self.dispatch: Dispatch | None = None
@@ -124,23 +130,36 @@ class AttemptHooks:
         self._runtime = runtime
         self._total = total
 
-    def begin(self, target: Target) -> None:
+    def begin(self, target: Target) -> Bulkhead | None:
+        """Returns the bulkhead entered (hand it back to ``end``: a reload may swap the
+        service's bulkhead while this attempt runs)."""
         runtime = self._runtime
         bulkhead = runtime.bulkhead
         if bulkhead is not None and not bulkhead.try_enter():
             raise ServiceOverloaded(f"service {runtime.name!r} is at its concurrency limit")
         if runtime.track_active and target.instance_id is not None:
             runtime.active.begin(target.instance_id)
+        return bulkhead
 
-    def end(self, target: Target, status: int | None) -> None:
-        """``status`` None: the attempt failed without a response (connect, reset, timeout)."""
+    def end(
+        self,
+        target: Target,
+        status: int | None,
+        bulkhead: Bulkhead | None,
+        cancelled: bool = False,
+    ) -> None:
+        """``status`` None: the attempt failed without a response (connect, reset, timeout);
+        ``cancelled``: nobody wanted the answer any more (client gone, a hedge lost, a
+        deadline), which says nothing about the instance."""
         runtime = self._runtime
-        if runtime.bulkhead is not None:
-            runtime.bulkhead.leave()
+        if bulkhead is not None:
+            bulkhead.leave()
         instance = target.instance_id
         if instance is not None:
             if runtime.track_active:
                 runtime.active.end(instance)
+            if cancelled:
+                return
             if status is not None and status < 500:
                 runtime.outlier.record(instance, True, 0)  # the total matters only to eject
             else:

@@ -20,7 +20,7 @@ as ``TimeoutError``; cancellation from a client going away is rare enough not to
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -127,6 +127,7 @@ class Breaker:
         policy: BreakerPolicy,
         clock: Clock,
         on_state_change: StateChange | None = None,
+        exclude: Sequence[type[BaseException]] = (),
     ) -> None:
         self.name = name
         self.policy = policy
@@ -146,6 +147,9 @@ class Breaker:
             # On the tripping call, let the caller see the real error (or, for is_failure, get
             # the result back) rather than pybreaker's CircuitBreakerError.
             throw_new_error_on_trip=False,
+            # Failures that say nothing about the protected service (the caller went away,
+            # the caller's own load shedding) don't count against it.
+            exclude=list(exclude),
         )
 
     @property
@@ -224,16 +228,20 @@ class BreakerRegistry:
         policy: BreakerPolicy,
         clock: Clock,
         on_state_change: StateChange | None = None,
+        exclude: Sequence[type[BaseException]] = (),
     ) -> None:
         self._policy = policy
         self._clock = clock
         self._on_state_change = on_state_change
+        self._exclude = tuple(exclude)
         self._breakers: dict[str, Breaker] = {}
 
     def get(self, name: str, policy: BreakerPolicy | None = None) -> Breaker:
         breaker = self._breakers.get(name)
         if breaker is None:
-            breaker = Breaker(name, policy or self._policy, self._clock, self._on_state_change)
+            breaker = Breaker(
+                name, policy or self._policy, self._clock, self._on_state_change, self._exclude
+            )
             self._breakers[name] = breaker
         return breaker
 

@@ -53,9 +53,13 @@ def parse_entry(entry: Mapping[str, Any]) -> InstanceHealth:
         node_zone = node["Meta"].get("zone")
         if node_zone:
             meta["zone"] = str(node_zone)
+    node_name = str(node.get("Node", ""))
+    service_id = str(service.get("ID") or name)
     instance = ServiceInstance(
         service=name,
-        instance_id=str(service.get("ID") or name),
+        # Service ids are unique per agent only (and default to the name): with the node,
+        # the id tells instances on different nodes apart (ejection, retries, hashing).
+        instance_id=f"{service_id}@{node_name}" if node_name else service_id,
         host=host,
         port=int(service.get("Port") or 0),
         secure=secure,
@@ -66,7 +70,7 @@ def parse_entry(entry: Mapping[str, Any]) -> InstanceHealth:
     return InstanceHealth(
         instance=instance,
         status=status,
-        node=str(node.get("Node", "")),
+        node=node_name,
         checks=tuple(
             (str(c.get("CheckID", "")), str(c.get("Status", "")), str(c.get("Output", ""))[:200])
             for c in checks

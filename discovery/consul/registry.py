@@ -77,6 +77,11 @@ class ConsulRegistry:
             return ()
         return view.healthy
 
+    def watched_instances(self, service: str) -> Sequence[ServiceInstance]:
+        """Like ``instances`` but never starts a watch (for views such as metrics)."""
+        view = self._views.get(service)
+        return view.healthy if view is not None else ()
+
     def services(self) -> Sequence[str]:
         if self._watch_catalog:
             return sorted(name for name in self._catalog if name != "consul")

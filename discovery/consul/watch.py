@@ -145,7 +145,11 @@ class BlockingWatch(Generic[T]):
         if changed:
             state.loaded = True
             self._value = value
-            self._on_change(value)
+            try:
+                self._on_change(value)
+            except Exception:
+                # The owner's bug must not end the watch: later values may apply fine.
+                log.exception("%s: applying an update failed", self.name)
             self._first.set()
         elapsed = self._clock.monotonic() - started
         if elapsed < self.policy.min_interval:

@@ -252,7 +252,7 @@ class HttpServerProtocol(asyncio.Protocol):
         parsing = self._parsing
         if parsing is not None and parsing.body is not None and not parsing.body.complete:
             parsing.body.feed_error(ConnectionResetError("client closed mid-body"))
-            self._pipeline.clear()
+            self._drop_pipeline(CLIENT_CLOSED)
         if self._active is None:
             self._close()
         return True
@@ -317,7 +317,7 @@ class HttpServerProtocol(asyncio.Protocol):
             self._write_local(response, b"1.1", close=True)
             return
         self._close_when_idle = True
-        self._pipeline.clear()
+        self._drop_pipeline(error.status)
         parsing = self._parsing
         if parsing is not None and parsing.body is not None:
             # A broken body (bad chunk) of the request being forwarded: fail that request with
@@ -569,6 +569,12 @@ class HttpServerProtocol(asyncio.Protocol):
         if self._active is None and self._parsing is None:
             self._arm(self._state.limits.keepalive_timeout, self._on_idle_timeout)
 
+    def _drop_pipeline(self, status: int) -> None:
+        """Queued requests that will never be answered still end (metrics, access log)."""
+        for cycle in self._pipeline:
+            self._observe(cycle, status)
+        self._pipeline.clear()
+
     def _observe(self, cycle: _Cycle, status: int) -> None:
         observer = self._state.observer
         if observer is not None and not cycle.observed:
@@ -700,6 +706,7 @@ class _ResponseWriter:
         if self._head is not None:
             # Nothing has reached the client yet: it can still get an honest 502.
             self._head = None
+            self._cycle.status = 502  # what the client gets, not what the upstream began
             error = UpstreamProtocolError(f"upstream body failed before the first byte: {exc}")
             response = conn._state.error_response(self._cycle.exchange, error)
             conn._write_local(response, self._cycle.version, close=True)

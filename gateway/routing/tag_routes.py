@@ -55,7 +55,10 @@ def tag_routes(catalog: Mapping[str, tuple[str, ...]]) -> TagRoutes:
 
 def _definition(service: str, tag: str) -> tuple[RouteDefinition | None, list[str]]:
     problems: list[str] = []
-    spec, *options = tag[len(TAG_PREFIX) :].split()
+    words = tag[len(TAG_PREFIX) :].split()
+    if not words:
+        return None, ["expected [host]/path after urlprefix-"]
+    spec, *options = words
     slash = spec.find("/")
     if slash < 0:
         return None, ["expected [host]/path after urlprefix-"]

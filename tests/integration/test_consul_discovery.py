@@ -175,7 +175,8 @@ async def test_services_endpoint_shows_instances_health_and_age(
         assert orders["source"] == "consul"
         assert orders["healthy"] == 1
         assert orders["snapshotAgeSeconds"] is not None
-        by_id = {i["instanceId"]: i for i in orders["instances"]}
+        by_id = {i["instanceId"].split("@")[0]: i for i in orders["instances"]}
+        assert all("@" in i["instanceId"] for i in orders["instances"])  # id@node
         assert by_id["orders-0"]["health"] == "passing"
         assert by_id["orders-0"]["routable"] is True
         assert by_id["orders-0"]["metadata"] == {"version": "2"}

@@ -120,3 +120,11 @@ def test_settings_from_the_standard_environment(tmp_path: Path) -> None:
 def test_bad_settings_name_the_variable(env: dict[str, str], names: str) -> None:
     with pytest.raises(DiscoveryConfigError, match=names):
         ConsulSettings.from_env(env)
+
+
+def test_instance_ids_include_the_node_so_same_named_services_differ() -> None:
+    one = parse_entry(entry(checks=[]))
+    assert one.instance.instance_id == "orders-1@n1"
+    other = entry(checks=[])
+    other["Node"]["Node"] = "n2"
+    assert parse_entry(other).instance.instance_id == "orders-1@n2"

@@ -148,3 +148,23 @@ def test_wait_carries_jitter_below_the_configured_wait(seed: int) -> None:
     waits = {watch.next_wait() for _ in range(10)}
     assert all(27.0 <= w <= 30.0 for w in waits)
     assert len(waits) > 1
+
+
+async def test_an_update_that_fails_to_apply_does_not_end_the_watch() -> None:
+    clock = FakeClock()
+    script = Script(clock, [(1, "a"), (2, "b")])
+    applied: list[str] = []
+
+    def apply(value: str) -> None:
+        if value == "a":
+            raise ValueError("owner bug")
+        applied.append(value)
+
+    async def sleep(delay: float) -> None:
+        clock.now += delay
+
+    watch = BlockingWatch("w", script, apply, clock=clock, rng=random.Random(1), sleep=sleep)
+    await watch.step()
+    await watch.step()
+    assert applied == ["b"]
+    assert watch.state.loaded

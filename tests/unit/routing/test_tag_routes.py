@@ -47,3 +47,9 @@ def test_bad_tags_and_options_are_reported_not_routed() -> None:
     assert "not a plain path prefix" in text
     assert "proto=https" in text
     assert "already routed to 'a'" in text
+
+
+def test_a_bare_prefix_tag_is_reported_not_fatal() -> None:
+    found = tag_routes({"a": ("urlprefix-", "urlprefix-   "), "b": ("urlprefix-/b",)})
+    assert [d.uri for d in found.definitions] == ["lb://b"]
+    assert len(found.warnings) == 2
