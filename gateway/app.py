@@ -192,7 +192,17 @@ class Gateway:
         return balancer
 
     def _flush_metrics(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Every second: counters to the collectors, and outlier state trimmed to the
+        instances each service still has (departed ones must not hold ejection slots)."""
         self.metrics.flush()
+        for name, runtime in self.runtimes.known().items():
+            if self.static.has(name):
+                members = self.static.instances(name)
+            elif self.consul is not None:
+                members = self.consul.watched_instances(name)
+            else:
+                continue  # a fixed http:// target: nothing comes or goes
+            runtime.outlier.retain({i.instance_id for i in members})
         self._metrics_timer = loop.call_later(METRICS_FLUSH, self._flush_metrics, loop)
 
     def _state_metrics(self) -> Iterable[GaugeMetricFamily]:

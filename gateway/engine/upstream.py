@@ -181,7 +181,15 @@ class UpstreamProtocol(asyncio.Protocol):
             body.start(_RequestWriter(self, chunked))
         return future
 
+    def request_progress(self) -> None:
+        """A chunk of the request body went out. The response timeout counts silence, so a
+        slow upload the upstream is still reading doesn't become a 504 (nginx's
+        proxy_send_timeout / proxy_read_timeout split, in one setting)."""
+        if self._future is not None and self._deadline:
+            self._deadline = self.loop.time() + self._timeout
+
     def _request_sent(self) -> None:
+        self.request_progress()  # the wait for the head starts when the request is complete
         self._request_done = True
         self._request_body = None
         self._maybe_release()
@@ -393,10 +401,12 @@ class _RequestWriter:
         self._chunked = chunked
 
     def on_data(self, data: bytes) -> None:
-        transport = self._conn.transport
+        conn = self._conn
+        transport = conn.transport
         if not data or transport is None or transport.is_closing():
             return
         transport.write(chunk(data) if self._chunked else data)
+        conn.request_progress()
 
     def on_end(self) -> None:
         transport = self._conn.transport

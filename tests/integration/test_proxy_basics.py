@@ -154,6 +154,31 @@ async def test_upstream_timeout_is_504(
         assert (await resp.json())["error"] == "Gateway Timeout"
 
 
+async def test_a_slow_upload_is_not_a_response_timeout(
+    upstream: Upstream, make_gateway: MakeGateway, session: aiohttp.ClientSession
+) -> None:
+    """The response timeout counts silence: an upload longer than it, still being read,
+    is fine; only the wait after the last byte (or between bytes) is bounded."""
+    gw = await make_gateway(
+        f"""
+        routes:
+          - id: slow-upload
+            uri: {upstream.url}
+            metadata:
+              response-timeout: 300
+        """
+    )
+
+    async def trickle() -> AsyncIterator[bytes]:
+        for _ in range(8):  # ~0.8 s in all, far over the 300 ms timeout
+            yield b"x" * 1000
+            await asyncio.sleep(0.1)
+
+    async with session.post(f"{gw.url}/sink", data=trickle()) as resp:
+        assert resp.status == 200
+        assert (await resp.json())["received"] == 8000
+
+
 async def test_lb_round_robin_over_static_services(
     upstream: Upstream,
     upstream_b: Upstream,
