@@ -156,6 +156,9 @@ class Retry(WrappingFilter):
             outcome = state.outcome
             if outcome is None or state.attempt_number > self.retries:
                 return False
+            elapsed = state.seconds_since_start
+            if self.timeout is not None and elapsed is not None and elapsed >= self.timeout:
+                return False  # tenacity would stop anyway; don't spend budget on it
             if outcome.failed:
                 exc = outcome.exception()
                 if not isinstance(exc, self.exceptions):
