@@ -205,7 +205,7 @@ class Dispatcher:
         service = uri.service
         runtime = self._runtimes.get(service)
         if policy.max_concurrent is not None:
-            runtime.limit(policy.max_concurrent)
+            self._runtimes.want_limit(service, policy.max_concurrent)
         if policy.max_per_instance is not None or (
             policy.balancer is not None and policy.balancer.policy == "least_request"
         ):

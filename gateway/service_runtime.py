@@ -60,9 +60,12 @@ class ServiceRuntime:
         # service needs them (least_request, a per-instance limit).
         self.track_active = False
 
-    def limit(self, max_concurrent: int) -> None:
-        """Cap concurrent requests to this service (the smallest cap any route asks for)."""
-        if self.bulkhead is None or max_concurrent < self.bulkhead.max_concurrent:
+    def limit(self, max_concurrent: int | None) -> None:
+        """Cap concurrent requests to this service (None: no cap). Attempts in flight leave
+        the bulkhead they entered, so a new cap only counts new attempts."""
+        if max_concurrent is None:
+            self.bulkhead = None
+        elif self.bulkhead is None or self.bulkhead.max_concurrent != max_concurrent:
             self.bulkhead = Bulkhead(max_concurrent)
 
     def snapshot(self) -> dict[str, Any]:
@@ -95,6 +98,7 @@ class ServiceRuntimes:
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
         self._services: dict[str, ServiceRuntime] = {}
+        self._caps: dict[str, int] = {}
         self.breakers = BreakerRegistry(
             self.settings.breaker,
             self.clock,
@@ -111,6 +115,22 @@ class ServiceRuntimes:
         if runtime is None:
             runtime = self._services[name] = ServiceRuntime(name, self.settings, self.clock)
         return runtime
+
+    def begin_build(self) -> None:
+        """A route table is being compiled: collect the caps its routes ask for."""
+        self._caps = {}
+
+    def want_limit(self, service: str, max_concurrent: int) -> None:
+        caps = self._caps
+        caps[service] = min(caps.get(service, max_concurrent), max_concurrent)
+
+    def commit_build(self) -> None:
+        """The table is in: each service gets the smallest cap its routes ask for, or none
+        (a reload can raise or remove a cap, not only tighten it)."""
+        caps = self._caps
+        for name in set(caps) | set(self._services):
+            if name in caps or self._services[name].bulkhead is not None:
+                self.get(name).limit(caps.get(name))
 
     def known(self) -> dict[str, ServiceRuntime]:
         return dict(self._services)

@@ -261,7 +261,12 @@ class RouteManager:
             self._file, self._kv, self._api, self._catalog = saved
         # What compiling reads (``service_policies``): the config being built, not the old one.
         self._policies = {**file.service_policies, **(kv.service_policies if kv else {})}
+        runtimes = self._runtimes
+        if runtimes is not None:
+            runtimes.begin_build()
         compiled = [replace(route, handler=self._compile(route)) for route in routes]
+        if runtimes is not None:
+            runtimes.commit_build()
         self.snapshot = RouteSnapshot(file, RouteTable(compiled))
         log.info("route table loaded: %d routes", len(compiled))
         if self._on_change is not None:

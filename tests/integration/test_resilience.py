@@ -344,3 +344,31 @@ async def test_a_service_level_policy_applies_and_a_route_overrides_it(
             assert len(seen) == expected, (prefix, seen)
     finally:
         await gw.gateway.stop()
+
+
+async def test_a_reload_can_raise_and_remove_a_concurrency_cap(
+    tmp_path: Path, trio: list[ChaosUpstream]
+) -> None:
+    def document(cap: str) -> str:
+        return pool_yaml(trio) + textwrap.dedent(
+            f"""
+            routes:
+              - id: limited
+                uri: lb://pool
+                predicates: [Path=/l/**]
+                {cap}
+            """
+        )
+
+    gw = await gateway_for(tmp_path, document("metadata: {max-concurrent: 2}"))
+    runtime = gw.gateway.runtimes.get("pool")
+    try:
+        assert runtime.bulkhead is not None and runtime.bulkhead.max_concurrent == 2
+        (tmp_path / "routes.yml").write_text(document("metadata: {max-concurrent: 10}"))
+        assert gw.gateway.refresh() is None
+        assert runtime.bulkhead is not None and runtime.bulkhead.max_concurrent == 10
+        (tmp_path / "routes.yml").write_text(document(""))
+        assert gw.gateway.refresh() is None
+        assert runtime.bulkhead is None
+    finally:
+        await gw.gateway.stop()
