@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
+from gateway.engine.body import StreamBody
 from gateway.engine.framing import HOP_BY_HOP, connection_tokens, serialize_headers
 from gateway.engine.pool import ConnectionPool
 from gateway.engine.upstream import ConnectionLostBeforeResponse
@@ -150,8 +152,13 @@ class Forwarder:
             raise
         finally:
             if hooks is not None:
-                cancelled = isinstance(error, asyncio.CancelledError)
-                hooks.end(target, status, entered, cancelled)
+                hooks.outcome(target, status, isinstance(error, asyncio.CancelledError))
+                answer = response.body if status is not None else None
+                if isinstance(answer, StreamBody):
+                    # Slots (bulkhead, in-flight count) are held until the body is over.
+                    answer.when_done(partial(hooks.release, target, entered))
+                else:
+                    hooks.release(target, entered)
             if self._observer is not None:
                 self._observer.attempt(target, status)
             if span is not None and tracing is not None:

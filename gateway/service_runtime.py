@@ -168,22 +168,29 @@ class AttemptHooks:
         bulkhead: Bulkhead | None,
         cancelled: bool = False,
     ) -> None:
+        """The attempt's outcome and its slots at once (no body left to stream)."""
+        self.outcome(target, status, cancelled)
+        self.release(target, bulkhead)
+
+    def outcome(self, target: Target, status: int | None, cancelled: bool = False) -> None:
         """``status`` None: the attempt failed without a response (connect, reset, timeout);
         ``cancelled``: nobody wanted the answer any more (client gone, a hedge lost, a
         deadline), which says nothing about the instance."""
-        runtime = self._runtime
+        instance = target.instance_id
+        if instance is None or cancelled:
+            return
+        if status is not None and status < 500:
+            self._runtime.outlier.record(instance, True, 0)  # the total matters only to eject
+        else:
+            self._runtime.outlier.record(instance, False, self._total())
+
+    def release(self, target: Target, bulkhead: Bulkhead | None) -> None:
+        """The response is over (its body streamed, failed or dropped): free its slots."""
         if bulkhead is not None:
             bulkhead.leave()
         instance = target.instance_id
-        if instance is not None:
-            if runtime.track_active:
-                runtime.active.end(instance)
-            if cancelled:
-                return
-            if status is not None and status < 500:
-                runtime.outlier.record(instance, True, 0)  # the total matters only to eject
-            else:
-                runtime.outlier.record(instance, False, self._total())
+        if instance is not None and self._runtime.track_active:
+            self._runtime.active.end(instance)
 
 
 Dispatch = Callable[["Exchange"], Awaitable["Response"]]

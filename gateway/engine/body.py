@@ -20,6 +20,7 @@ class StreamBody:
         "_abort_cb",
         "_buffer",
         "_buffered",
+        "_done_cb",
         "_ended",
         "_error",
         "_length",
@@ -55,6 +56,7 @@ class StreamBody:
         self._ended = False
         self._error: BaseException | None = None
         self._paused_for_buffer = False
+        self._done_cb: Callable[[], None] | None = None
 
     # -- BodySource -----------------------------------------------------------------------------
     @property
@@ -98,11 +100,25 @@ class StreamBody:
     def resume(self) -> None:
         self._resume_cb()
 
+    def when_done(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once, when the body has ended, failed or been aborted (what holds
+        a slot for the whole response — a bulkhead, an in-flight count — lets go then)."""
+        if self._ended or self._error is not None:
+            callback()
+        else:
+            self._done_cb = callback
+
+    def _done(self) -> None:
+        callback, self._done_cb = self._done_cb, None
+        if callback is not None:
+            callback()
+
     def abort(self) -> None:
         self._buffer.clear()
         self._buffered = 0
         if not self._ended:
             self._abort_cb()
+        self._done()
 
     def discard(self, on_end: Callable[[], None] | None = None) -> None:
         """Drop what is buffered and whatever still arrives (the request was answered without
@@ -136,6 +152,8 @@ class StreamBody:
         self._ended = True
         if self._sink is not None:
             self._sink.on_end()
+        if self._done_cb is not None:
+            self._done()
 
     def feed_error(self, exc: BaseException) -> None:
         if self._ended or self._error is not None:
@@ -143,6 +161,7 @@ class StreamBody:
         self._error = exc
         if self._sink is not None:
             self._sink.on_error(exc)
+        self._done()
 
 
 class _Discard:

@@ -372,3 +372,41 @@ async def test_a_reload_can_raise_and_remove_a_concurrency_cap(
         assert runtime.bulkhead is None
     finally:
         await gw.gateway.stop()
+
+
+async def test_the_bulkhead_holds_a_slot_until_the_body_is_over(
+    tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
+    streamer = await start_upstream("s")
+    routes = textwrap.dedent(
+        f"""
+        services:
+          big: [{{host: 127.0.0.1, port: {streamer.port}, id: s1}}]
+        routes:
+          - id: limited
+            uri: lb://big
+            metadata: {{max-concurrent: 1}}
+        """
+    )
+    gw = await gateway_for(tmp_path, routes)
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port, limit=2**16)
+    try:
+        # 8 MiB that this client reads slowly: the response head is out, the body isn't.
+        writer.write(b"GET /bytes/8388608 HTTP/1.1\r\nHost: t\r\n\r\n")
+        await reader.readuntil(b"\r\n\r\n")
+        assert await fetch(session, "GET", f"{gw.url}/other") == 503
+        while True:  # drain it: the slot is released with the body's end
+            chunk_size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+            await reader.readexactly(chunk_size + 2)
+            if chunk_size == 0:
+                break
+        for _ in range(50):
+            if await fetch(session, "GET", f"{gw.url}/other") == 200:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the slot was never released")
+    finally:
+        writer.close()
+        await gw.gateway.stop()
+        await streamer.runner.cleanup()
