@@ -620,7 +620,9 @@ class _DocumentReader:
                 try:
                     route_policy(policy)
                 except ConfigError as exc:
-                    self.errors.add(exc, label, key=key)
+                    # The same checks as route metadata; here the keys sit on the service.
+                    message = str(exc).removeprefix("metadata ")
+                    self.errors.add(ConfigError(message), label, key=key)
                 if policy and not unknown:
                     policies[name] = policy
                 if "instances" not in raw_instances:

@@ -454,7 +454,7 @@ def test_service_policy_mistakes_name_the_service(errors_of: Check) -> None:
         " allowed: load-balancer, hash-on, max-concurrent, max-concurrent-per-instance"
     ]
     [message] = errors_of("services:\n  orders:\n    load-balancer: fastest\n")
-    assert message.startswith("routes.yml: services.orders: metadata load-balancer: ")
+    assert message.startswith("routes.yml: services.orders: load-balancer: ")
     assert "fastest" in message
     messages = errors_of(
         "services:\n  orders:\n    max-concurrent: 0\n    instances:\n      - {host: h, port: 0}\n"
