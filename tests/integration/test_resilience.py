@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import socket
+import struct
 import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -410,3 +412,78 @@ async def test_the_bulkhead_holds_a_slot_until_the_body_is_over(
         writer.close()
         await gw.gateway.stop()
         await streamer.runner.cleanup()
+
+
+async def test_a_client_leaving_during_the_hedge_delay_leaves_nothing_running(
+    tmp_path: Path,
+) -> None:
+    slow, other = await start_chaos("slow", "other")
+    slow.mode = other.mode = "stall"
+    routes = pool_yaml([slow, other]) + textwrap.dedent(
+        """
+        routes:
+          - id: hedged
+            uri: lb://pool
+            predicates: [Path=/h/**]
+            metadata: {hedge-delay: 300, max-concurrent: 5}
+        """
+    )
+    gw = await gateway_for(tmp_path, routes)
+    runtime = gw.gateway.runtimes.get("pool")
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+        writer.write(b"GET /h/x HTTP/1.1\r\nHost: t\r\n\r\n")
+        for _ in range(100):
+            if slow.received + other.received == 1:
+                break
+            await asyncio.sleep(0.01)
+        # Gone (a reset, not a half-close, which lets the request finish) before the hedge
+        # delay: the attempt is cancelled.
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+        assert runtime.bulkhead is not None
+        for _ in range(100):
+            if runtime.bulkhead.active == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert runtime.bulkhead.active == 0
+        await asyncio.sleep(0.4)  # past the hedge delay: no second attempt was started
+        assert slow.received + other.received == 1
+        assert runtime.outlier.ejected() == {}
+    finally:
+        await gw.gateway.stop()
+        await slow.stop()
+        await other.stop()
+
+
+async def test_load_shedding_does_not_open_the_circuit_breaker(
+    tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
+    [stalled] = await start_chaos("stalled")
+    stalled.mode = "stall"
+    routes = pool_yaml([stalled]) + textwrap.dedent(
+        """
+        routes:
+          - id: limited
+            uri: lb://pool
+            predicates: [Path=/l/**]
+            metadata: {max-concurrent: 1, breaker-fail-max: 2}
+            filters: [CircuitBreaker=limited-cb]
+        """
+    )
+    gw = await gateway_for(tmp_path, routes)
+    held = asyncio.ensure_future(fetch(session, "GET", f"{gw.url}/l/x"))
+    try:
+        for _ in range(100):
+            if stalled.received == 1:
+                break
+            await asyncio.sleep(0.01)
+        for _ in range(5):  # shed by the bulkhead, five times over the breaker's threshold
+            assert await fetch(session, "GET", f"{gw.url}/l/x") == 503
+        assert gw.gateway.runtimes.breakers.get("limited-cb").state == "closed"
+    finally:
+        held.cancel()
+        await asyncio.gather(held, return_exceptions=True)
+        await gw.gateway.stop()
+        await stalled.stop()
