@@ -192,6 +192,7 @@ class HttpServerProtocol(asyncio.Protocol):
         self._in_head = False
         self._parse_error: GatewayError | None = None
         self._client_request_id: bytes | None = None
+        self._host: bytes | None = None
         self._parsing: _Cycle | None = None
         # request being answered, and the ones pipelined behind it
         self._active: _Cycle | None = None
@@ -332,6 +333,7 @@ class HttpServerProtocol(asyncio.Protocol):
         self._headers = []
         self._parse_error = None
         self._client_request_id = None
+        self._host = None
 
     def on_url(self, url: bytes) -> None:
         self._url.append(url)
@@ -343,7 +345,12 @@ class HttpServerProtocol(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
-        if len(name) == 12 and name.lower() == b"x-request-id":
+        # Two fields the engine needs itself, caught here instead of another pass later.
+        size = len(name)
+        if size == 4:
+            if self._host is None and name.lower() == b"host":
+                self._host = value
+        elif size == 12 and name.lower() == b"x-request-id":
             self._client_request_id = value
         if len(self._headers) > self._state.limits.max_headers:
             self._parse_error = HeadersTooLarge("too many request header fields")
@@ -395,7 +402,7 @@ class HttpServerProtocol(asyncio.Protocol):
             if client_id is not None and _REQUEST_ID.fullmatch(client_id)
             else self._state.request_id(),
             original_path=path,
-            original_host=headers.get("host"),
+            original_host=self._host.decode("latin-1") if self._host is not None else None,
         )
         keep_alive = bool(parser.should_keep_alive()) and not self._close_when_idle
         cycle = _Cycle(exchange, method, version, keep_alive)
