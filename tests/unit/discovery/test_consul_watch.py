@@ -8,18 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from discovery.consul.watch import BlockingWatch, WatchPolicy
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def time(self) -> float:
-        return self.now
-
+from tests.support.clock import FakeClock
 
 Step = tuple[int, str] | Exception
 

@@ -5,20 +5,7 @@ import asyncio
 import pytest
 
 from resilience.breaker import Breaker, BreakerPolicy, BreakerRegistry, CircuitOpen
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def time(self) -> float:
-        return 1_700_000_000.0 + self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.support.clock import FakeClock
 
 
 class Boom(Exception):

@@ -3,20 +3,7 @@ from __future__ import annotations
 import pytest
 
 from resilience.budget import BudgetPolicy, RetryBudget
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def time(self) -> float:
-        return 1_700_000_000.0 + self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.support.clock import FakeClock
 
 
 def retries_allowed(budget: RetryBudget, limit: int = 10_000) -> int:

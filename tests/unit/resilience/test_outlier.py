@@ -5,20 +5,7 @@ from dataclasses import dataclass
 import pytest
 
 from resilience.outlier import OutlierDetector, OutlierPolicy
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def time(self) -> float:
-        return 1_700_000_000.0 + self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.support.clock import FakeClock
 
 
 @dataclass(frozen=True)
