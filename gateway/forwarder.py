@@ -62,7 +62,8 @@ class Forwarder:
         for item in request.headers.raw:
             lname = item[0].lower()
             if lname not in _NOT_FORWARDED:
-                headers.append(item)
+                if traceparent is None or lname != b"traceparent":
+                    headers.append(item)
             elif lname == b"host":
                 if exchange.preserve_host:
                     host = item[1]
@@ -73,7 +74,6 @@ class Forwarder:
                 prior = previous.get(lname)
                 previous[lname] = item[1] if prior is None else prior + b", " + item[1]
         if traceparent is not None:
-            headers = [h for h in headers if h[0].lower() != b"traceparent"]
             headers.append((b"traceparent", traceparent))
         if named:
             headers = [h for h in headers if h[0].lower() not in named]

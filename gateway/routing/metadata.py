@@ -18,22 +18,8 @@ TIMEOUT_KEYS = ("connect-timeout", "response-timeout")
 def route_timeouts(metadata: Mapping[str, Any]) -> tuple[float | None, float | None]:
     """(connect, response) timeouts in seconds, None where the route sets none. A value that
     is not a positive number of milliseconds is a config error, not a silent default."""
-    out: list[float | None] = []
-    for key in TIMEOUT_KEYS:
-        value = metadata.get(key)
-        if value is None:
-            out.append(None)
-            continue
-        try:
-            millis = float(str(value))
-        except ValueError:
-            millis = -1.0
-        if millis <= 0:
-            raise ConfigError(
-                f"metadata {key}: expected a positive number of milliseconds, got {value!r}"
-            )
-        out.append(millis / 1000.0)
-    return out[0], out[1]
+    connect, response = (_millis(metadata, key) for key in TIMEOUT_KEYS)
+    return connect, response
 
 
 @dataclass(frozen=True, slots=True)
