@@ -131,7 +131,9 @@ def measure() -> list[LayerCost]:
 
     def resilience_accounting() -> None:
         runtime.outlier.available(instances)
-        hooks.end(picked, 200, hooks.begin(picked))
+        entered = hooks.begin(picked)
+        hooks.outcome(picked, 200)
+        hooks.release(picked, entered)
 
     baseline = _us(partial(_exchange, "/svc99/items/42"))
     return [

@@ -161,17 +161,6 @@ class AttemptHooks:
             runtime.active.begin(target.instance_id)
         return bulkhead
 
-    def end(
-        self,
-        target: Target,
-        status: int | None,
-        bulkhead: Bulkhead | None,
-        cancelled: bool = False,
-    ) -> None:
-        """The attempt's outcome and its slots at once (no body left to stream)."""
-        self.outcome(target, status, cancelled)
-        self.release(target, bulkhead)
-
     def outcome(self, target: Target, status: int | None, cancelled: bool = False) -> None:
         """``status`` None: the attempt failed without a response (connect, reset, timeout);
         ``cancelled``: nobody wanted the answer any more (client gone, a hedge lost, a

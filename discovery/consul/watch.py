@@ -78,7 +78,6 @@ class BlockingWatch(Generic[T]):
         self._sleep = sleep or asyncio.sleep
         self.state = WatchState()
         self._task: asyncio.Task[None] | None = None
-        self._first = asyncio.Event()
         self._value: T | None = None
 
     @property
@@ -95,14 +94,6 @@ class BlockingWatch(Generic[T]):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-    async def wait_loaded(self, timeout: float) -> bool:
-        try:
-            async with asyncio.timeout(timeout):
-                await self._first.wait()
-        except TimeoutError:
-            return False
-        return True
 
     def next_wait(self) -> float:
         return self.policy.wait * (1.0 - self._rng.random() * self.policy.wait_jitter)
@@ -150,7 +141,6 @@ class BlockingWatch(Generic[T]):
             except Exception:
                 # The owner's bug must not end the watch: later values may apply fine.
                 log.exception("%s: applying an update failed", self.name)
-            self._first.set()
         elapsed = self._clock.monotonic() - started
         if elapsed < self.policy.min_interval:
             await self._sleep(self.policy.min_interval - elapsed)

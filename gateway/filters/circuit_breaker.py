@@ -26,6 +26,7 @@ from gateway.filters.base import FilterFactory, GatewayFilter, SyncFilter, Wrapp
 from gateway.filters.describe import filter_text
 from gateway.filters.status import parse_status
 from gateway.headers import Headers
+from gateway.observability.tracing import Tracing
 from gateway.routing.context import BuildContext
 from gateway.service_runtime import ServiceRuntimes
 from resilience.breaker import BreakerPolicy, CircuitOpen
@@ -85,6 +86,8 @@ class CircuitBreakerFilter(WrappingFilter):
             return response.status in codes
 
         async def guarded(exchange: Exchange) -> Response:
+            # The state this request met, on its span when it is recorded.
+            Tracing.annotate(exchange, "gateway.circuit_breaker.state", breaker.state)
             try:
                 response = await breaker.call(lambda: inner(exchange), failing if codes else None)
             except CircuitOpen as exc:

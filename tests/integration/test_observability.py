@@ -71,7 +71,7 @@ async def test_one_trace_client_gateway_two_attempts_upstream_with_baggage(
           - id: orders-route
             uri: lb://orders
             predicates: [Path=/orders/**]
-            filters: [Retry=2]
+            filters: [CircuitBreaker=orders-cb, Retry=2]
         """,
     )
     gw = await start_gateway(config)
@@ -117,6 +117,7 @@ async def test_one_trace_client_gateway_two_attempts_upstream_with_baggage(
         assert server.attributes["http.route"] == "/orders/**"
         assert server.attributes["http.response.status_code"] == 200
         assert server.attributes["gateway.route.id"] == "orders-route"
+        assert server.attributes["gateway.circuit_breaker.state"] == "closed"
         assert server.attributes["network.peer.address"] == "127.0.0.1"
         assert "server.address" in server.attributes
         first, second = attempts
