@@ -3,11 +3,12 @@ in well under a second, but there is no need to pay that per test), wiped betwee
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from tests.support.consul import CONSUL_VERSION, ConsulAgent, consul_binary
+from tests.support.otlp import OtlpReceiver
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +39,11 @@ def consul(consul_agent: ConsulAgent) -> Iterator[ConsulAgent]:
     # A stopped agent comes back empty (-dev keeps nothing), so only a live one needs wiping.
     if consul_agent.running:
         consul_agent.reset()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[OtlpReceiver]:
+    """A real OTLP/HTTP trace receiver on a free port, for the tracing tests."""
+    server = await OtlpReceiver().start()
+    yield server
+    await server.stop()

@@ -32,13 +32,6 @@ from tests.support.traced_upstream import TracedUpstream
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[OtlpReceiver]:
-    server = await OtlpReceiver().start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def traced(receiver: OtlpReceiver) -> AsyncIterator[TracedUpstream]:
     # Depends on the receiver so it stops first: its shutdown exports what is still queued.
     server = await TracedUpstream("svc-a", receiver.traces_url).start()

@@ -11,6 +11,8 @@ from typing import Literal
 
 from aiohttp import web
 
+from tests.support.upstream import serve
+
 Mode = Literal["ok", "503", "reset", "stall"]
 
 
@@ -58,12 +60,9 @@ class ChaosUpstream:
     async def start(self) -> ChaosUpstream:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", self.port, reuse_address=True)
-        await site.start()
-        self.port = runner.addresses[0][1]
-        self._runner = runner
+        self._runner, self.port = await serve(
+            app, self.port, reuse_address=True, shutdown_timeout=0.1
+        )
         return self
 
     async def stop(self) -> None:

@@ -30,6 +30,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from tests.support.upstream import serve
+
 _KINDS: dict[int, str] = {
     Span.SPAN_KIND_UNSPECIFIED: "UNSPECIFIED",
     Span.SPAN_KIND_INTERNAL: "INTERNAL",
@@ -211,12 +213,9 @@ class OtlpReceiver:
         app.router.add_post("/v1/traces", self._traces)
         # Decompression is done in the handler, where it is explicit and tested, not by
         # aiohttp's parser (whose default would decompress gzip before we saw it).
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1, auto_decompress=False)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", self.port, reuse_address=True)
-        await site.start()
-        self.port = runner.addresses[0][1]
-        self._runner = runner
+        self._runner, self.port = await serve(
+            app, self.port, reuse_address=True, shutdown_timeout=0.1, auto_decompress=False
+        )
         return self
 
     async def stop(self) -> None:

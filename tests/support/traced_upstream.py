@@ -26,6 +26,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from tests.support.otlp import loopback_exporter
+from tests.support.upstream import serve
 
 Mode = Literal["ok", "503"]
 
@@ -127,12 +128,9 @@ class TracedUpstream:
         self._provider = provider
         app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._trace])
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", self.port, reuse_address=True)
-        await site.start()
-        self.port = runner.addresses[0][1]
-        self._runner = runner
+        self._runner, self.port = await serve(
+            app, self.port, reuse_address=True, shutdown_timeout=0.1
+        )
         return self
 
     async def flush(self) -> None:

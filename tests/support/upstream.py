@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -20,10 +21,18 @@ class Upstream:
         return f"http://127.0.0.1:{self.port}"
 
 
-async def start_upstream(name: str, port: int = 0) -> Upstream:
-    runner = web.AppRunner(make_app(name), access_log=None)
+async def serve(
+    app: web.Application, port: int = 0, *, reuse_address: bool | None = None, **options: Any
+) -> tuple[web.AppRunner, int]:
+    """Serve ``app`` on 127.0.0.1 (a free port when 0); the runner and the bound port.
+    ``options`` go to the AppRunner (``shutdown_timeout``, ``auto_decompress``, ...)."""
+    runner = web.AppRunner(app, access_log=None, **options)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
+    site = web.TCPSite(runner, "127.0.0.1", port, reuse_address=reuse_address)
     await site.start()
-    bound = runner.addresses[0][1]
+    return runner, runner.addresses[0][1]
+
+
+async def start_upstream(name: str, port: int = 0) -> Upstream:
+    runner, bound = await serve(make_app(name), port)
     return Upstream(name, bound, runner)
