@@ -18,6 +18,7 @@ DEFAULT_HIGH_WATER = 256 * 1024
 class StreamBody:
     __slots__ = (
         "_abort_cb",
+        "_aborted",
         "_buffer",
         "_buffered",
         "_done_cb",
@@ -57,6 +58,7 @@ class StreamBody:
         self._error: BaseException | None = None
         self._paused_for_buffer = False
         self._done_cb: Callable[[], None] | None = None
+        self._aborted = False
 
     # -- BodySource -----------------------------------------------------------------------------
     @property
@@ -103,7 +105,7 @@ class StreamBody:
     def when_done(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once, when the body has ended, failed or been aborted (what holds
         a slot for the whole response — a bulkhead, an in-flight count — lets go then)."""
-        if self._ended or self._error is not None:
+        if self._ended or self._error is not None or self._aborted:
             callback()
         else:
             self._done_cb = callback
@@ -114,6 +116,7 @@ class StreamBody:
             callback()
 
     def abort(self) -> None:
+        self._aborted = True
         self._buffer.clear()
         self._buffered = 0
         if not self._ended:

@@ -8,6 +8,7 @@ Transfer-Encoding, repeated or malformed Content-Length, any Transfer-Encoding o
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -33,6 +34,58 @@ HOP_BY_HOP = frozenset(
 def connection_tokens(value: bytes) -> set[bytes]:
     """The lower-cased field names a ``Connection`` header lists (they are hop-by-hop too)."""
     return {token.strip().lower() for token in value.split(b",")}
+
+
+_NOTHING: frozenset[bytes] = frozenset()
+
+
+def end_to_end(
+    raw: list[tuple[bytes, bytes]],
+    *,
+    keep: frozenset[bytes] = _NOTHING,
+    drop: frozenset[bytes] = _NOTHING,
+) -> tuple[list[tuple[bytes, bytes]], int | None, bool]:
+    """The hop-by-hop rule (RFC 9110 §7.6.1), written once: the fields of a head that may be
+    passed on — neither in ``HOP_BY_HOP`` nor named in a ``Connection`` field — and, from the
+    same pass, its Content-Length and whether it had a Transfer-Encoding.
+
+    ``keep`` exempts hop-by-hop names from the rule (a 101 passes ``Upgrade`` and
+    ``Connection`` on); ``drop`` removes end-to-end fields the caller writes itself. It is one
+    pass on purpose: this runs on every proxied response head.
+    """
+    kept: list[tuple[bytes, bytes]] = []
+    named: set[bytes] | None = None
+    length: int | None = None
+    chunked = False
+    for item in raw:
+        lname = item[0].lower()
+        if lname in HOP_BY_HOP:
+            if lname == b"transfer-encoding":
+                chunked = True
+            elif lname == b"connection":
+                tokens = connection_tokens(item[1])
+                named = tokens if named is None else named | tokens
+            if lname not in keep:
+                continue
+        elif lname in drop:
+            continue
+        elif lname == b"content-length" and length is None:
+            # A malformed one is refused by llhttp before we get here; keep the field either way.
+            with contextlib.suppress(ValueError):
+                length = int(item[1])
+        kept.append(item)
+    if named:
+        named -= keep
+        if named:
+            kept = [item for item in kept if item[0].lower() not in named]
+    return kept, length, chunked
+
+
+def strip_hop_by_hop(
+    raw: list[tuple[bytes, bytes]], keep: frozenset[bytes] = _NOTHING
+) -> list[tuple[bytes, bytes]]:
+    """``raw`` without its hop-by-hop fields (``end_to_end`` when only the fields matter)."""
+    return end_to_end(raw, keep=keep)[0]
 
 
 _DIGITS = re.compile(rb"^[0-9]{1,18}$")

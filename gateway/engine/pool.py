@@ -19,10 +19,9 @@ import ssl
 from collections import deque
 from dataclasses import dataclass
 
-from gateway.engine.upstream import UpstreamProtocol
+from gateway.engine.upstream import Origin, UpstreamProtocol
 from gateway.errors import UpstreamConnectError, UpstreamTimeout
 
-PoolKey = tuple[str, int, bool]
 # How late a response timeout may fire, at most.
 RESPONSE_SWEEP = 0.025
 
@@ -37,10 +36,12 @@ class PoolSettings:
 
 
 class ConnectionPool:
+    """The ``ConnectionOwner`` of every upstream connection on one loop."""
+
     def __init__(self, settings: PoolSettings, ssl_context: ssl.SSLContext | None = None) -> None:
         self._settings = settings
         self._ssl = ssl_context
-        self._idle: dict[PoolKey, deque[UpstreamProtocol]] = {}
+        self._idle: dict[Origin, deque[UpstreamProtocol]] = {}
         self._closed = False
         self._sweeper: asyncio.TimerHandle | None = None
         self._sweep_interval = max(0.05, min(1.0, settings.idle_timeout / 4))
@@ -51,7 +52,7 @@ class ConnectionPool:
     def settings(self) -> PoolSettings:
         return self._settings
 
-    def idle_count(self, key: PoolKey | None = None) -> int:
+    def idle_count(self, key: Origin | None = None) -> int:
         if key is not None:
             return len(self._idle.get(key, ()))
         return sum(len(q) for q in self._idle.values())

@@ -9,6 +9,8 @@ the client's body has fully arrived within the limit. A larger body is streamed 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from gateway.exchange import BodySink, BodySource
 
 
@@ -48,6 +50,10 @@ class ReplayableBody:
     def abort(self) -> None:
         self._source.abort()
 
+    def when_done(self, callback: Callable[[], None]) -> None:
+        # The first attempt is the client's body passing through: it is over when that is.
+        self._source.when_done(callback)
+
     # -- BodySink (from the client) -------------------------------------------------------------
     def on_data(self, chunk: bytes) -> None:
         if not self._overflow:
@@ -84,13 +90,16 @@ class ReplayableBody:
 
 
 class _Kept:
-    """A kept body sent again: all at once (it is at most ``limit`` bytes)."""
+    """A kept body sent again: all at once (it is at most ``limit`` bytes). It is done once
+    written out to its sink, or aborted."""
 
-    __slots__ = ("_chunks", "_length")
+    __slots__ = ("_chunks", "_done", "_done_cb", "_length")
 
     def __init__(self, chunks: list[bytes], length: int | None) -> None:
         self._chunks = chunks
         self._length = length
+        self._done = False
+        self._done_cb: Callable[[], None] | None = None
 
     @property
     def length(self) -> int | None:
@@ -100,6 +109,7 @@ class _Kept:
         for chunk in self._chunks:
             sink.on_data(chunk)
         sink.on_end()
+        self._finish()
 
     def pause(self) -> None:
         return None  # everything is already in memory; the transport buffers it
@@ -108,4 +118,16 @@ class _Kept:
         return None
 
     def abort(self) -> None:
-        return None
+        self._finish()
+
+    def when_done(self, callback: Callable[[], None]) -> None:
+        if self._done:
+            callback()
+        else:
+            self._done_cb = callback
+
+    def _finish(self) -> None:
+        self._done = True
+        callback, self._done_cb = self._done_cb, None
+        if callback is not None:
+            callback()

@@ -10,173 +10,32 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import cast
 
 import httptools
 
 from gateway.engine.body import StreamBody
-from gateway.engine.framing import (
-    HOP_BY_HOP,
-    LAST_CHUNK,
-    chunk,
-    normalize_path,
-    request_framing,
-    serialize_headers,
-    status_line,
-)
+from gateway.engine.cycle import CLIENT_CLOSED, RequestCycle
+from gateway.engine.framing import serialize_headers, status_line
+from gateway.engine.listener import ServerState
+from gateway.engine.request_head import RequestHead
+from gateway.engine.response_writer import ResponseWriter, local_response, response_head
 from gateway.engine.upgrade import Tunnel
 from gateway.errors import BadRequest, GatewayError, HeadersTooLarge, UpstreamProtocolError
-from gateway.exchange import Exchange, Handler, Request, Response, Upgrade
-from gateway.headers import Headers
+from gateway.exchange import BodySource, Response, Upgrade
 
 log = logging.getLogger("meshgate.engine")
 
-_NO_BODY_STATUS = frozenset({204, 304})
-# The most request body we read and drop after answering, to keep a connection alive.
-MAX_LINGER_BYTES = 4 * 1024 * 1024
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-# A client-supplied X-Request-Id is kept only when it is a plain token of sane length.
-_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
-
-
-@dataclass(frozen=True, slots=True)
-class ServerLimits:
-    max_head_bytes: int = 32 * 1024
-    max_headers: int = 100
-    max_url_bytes: int = 8 * 1024
-    header_timeout: float = 10.0
-    keepalive_timeout: float = 75.0
-
-
-ErrorResponder = Callable[[Exchange | None, GatewayError], Response]
-
-
-class RequestObserver(Protocol):
-    """Told when a request head is complete and when its response is done (or abandoned)."""
-
-    def started(self, exchange: Exchange) -> None: ...
-
-    def finished(self, exchange: Exchange, status: int, bytes_in: int, bytes_out: int) -> None: ...
-
-
-# nginx's status for "the client closed the connection before the response was complete".
-CLIENT_CLOSED = 499
-
-
-class ServerState:
-    """Shared by every connection of one listener: the handler, limits, live connections (for
-    draining) and a request-id generator."""
-
-    def __init__(
-        self,
-        handler: Handler,
-        error_response: ErrorResponder,
-        limits: ServerLimits,
-        request_id: Callable[[], str],
-        scheme: str = "http",
-        observer: RequestObserver | None = None,
-    ) -> None:
-        self.handler = handler
-        self.observer = observer
-        self.error_response = error_response
-        self.limits = limits
-        self.request_id = request_id
-        self.scheme = scheme
-        self.connections: set[HttpServerProtocol] = set()
-        self.draining = False
-        self._all_closed: asyncio.Event | None = None
-        self._sweeper: asyncio.TimerHandle | None = None
-        self._closed = False
-        # Deadlines are checked by one periodic sweep instead of a timer per request: arming a
-        # timer is a timestamp store on the hot path, and 10,000 idle connections cost one
-        # pass per tick rather than 10,000 timer handles.
-        self.sweep_interval = max(
-            0.05, min(1.0, limits.header_timeout / 4, limits.keepalive_timeout / 4)
-        )
-
-    def watch(self, conn: HttpServerProtocol, loop: asyncio.AbstractEventLoop) -> None:
-        self.connections.add(conn)
-        if self._sweeper is None and not self._closed:
-            self._sweeper = loop.call_later(self.sweep_interval, self._sweep, loop)
-
-    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
-        now = loop.time()
-        for conn in list(self.connections):
-            conn.check_deadline(now)
-        self._sweeper = None
-        if self.connections and not self._closed:
-            self._sweeper = loop.call_later(self.sweep_interval, self._sweep, loop)
-
-    def close(self) -> None:
-        self._closed = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
-
-    def forget(self, conn: HttpServerProtocol) -> None:
-        self.connections.discard(conn)
-        if not self.connections and self._all_closed is not None:
-            self._all_closed.set()
-
-    def drain(self) -> None:
-        """Stop keep-alive: idle connections close now, busy ones after their response."""
-        self.draining = True
-        for conn in list(self.connections):
-            conn.close_when_idle()
-
-    async def wait_closed(self, timeout: float) -> bool:
-        """Wait for every connection to close; abort the stragglers after ``timeout``."""
-        if self.connections:
-            self._all_closed = asyncio.Event()
-            try:
-                async with asyncio.timeout(timeout):
-                    await self._all_closed.wait()
-            except TimeoutError:
-                pass
-        remaining = list(self.connections)
-        for conn in remaining:
-            conn.abort()
-        return not remaining
-
-
-class _Cycle:
-    """One request on a connection, from parsed head to the last byte of its response."""
-
-    __slots__ = (
-        "body",
-        "bytes_out",
-        "chunked_out",
-        "exchange",
-        "expect_continue",
-        "keep_alive",
-        "method",
-        "observed",
-        "status",
-        "task",
-        "upgrade_buffer",
-        "version",
-    )
-
-    def __init__(self, exchange: Exchange, method: bytes, version: bytes, keep_alive: bool) -> None:
-        self.exchange = exchange
-        self.method = method
-        self.version = version
-        self.keep_alive = keep_alive
-        self.body: StreamBody | None = None
-        self.chunked_out = False
-        self.expect_continue = False
-        self.task: asyncio.Task[None] | None = None
-        self.upgrade_buffer = b""
-        self.status = 0
-        self.bytes_out = 0
-        self.observed = False
 
 
 class HttpServerProtocol(asyncio.Protocol):
+    """One client connection. Its listener (``ServerState``) may call ``check_deadline``,
+    ``close_when_idle`` and ``abort``; a streamed response's writer calls ``response_done`` or
+    ``response_failed``. The rest is driven by the transport and the parser."""
+
     def __init__(self, state: ServerState) -> None:
         self._state = state
         self._loop = asyncio.get_running_loop()
@@ -185,21 +44,17 @@ class HttpServerProtocol(asyncio.Protocol):
         self._client = ("", 0)
         self._server = ("", 0)
         # head being parsed
-        self._url: list[bytes] = []
-        self._url_len = 0
-        self._headers: list[tuple[bytes, bytes]] = []
+        self._head = RequestHead()
         self._head_bytes = 0
         self._in_head = False
         self._parse_error: GatewayError | None = None
-        self._client_request_id: bytes | None = None
-        self._host: bytes | None = None
-        self._parsing: _Cycle | None = None
+        self._parsing: RequestCycle | None = None
         # request being answered, and the ones pipelined behind it
-        self._active: _Cycle | None = None
-        self._pipeline: deque[_Cycle] = deque()
-        self._streaming: StreamBody | None = None  # response body being written
+        self._active: RequestCycle | None = None
+        self._pipeline: deque[RequestCycle] = deque()
+        self._streaming: BodySource | None = None  # response body being written
         self._pause_reasons: set[str] = set()
-        # Monotonic time after which ``_on_deadline`` fires (0: none); see ServerState._sweep.
+        # When ``_on_deadline`` fires (monotonic; 0: none); the listener's sweep checks it.
         self._deadline = 0.0
         self._on_deadline: Callable[[], None] = self._on_idle_timeout
         self._tunnel: Tunnel | None = None
@@ -232,13 +87,8 @@ class HttpServerProtocol(asyncio.Protocol):
             return
         gone = ConnectionResetError("client closed the connection")
         for cycle in (self._active, *self._pipeline):
-            if cycle is None:
-                continue
-            self._observe(cycle, cycle.status or CLIENT_CLOSED)
-            if cycle.body is not None:
-                cycle.body.feed_error(gone)
-            if cycle.task is not None and not cycle.task.done():
-                cycle.task.cancel()
+            if cycle is not None:
+                cycle.abandon(self._state.observer, gone)
         if self._streaming is not None:
             self._streaming.abort()
             self._streaming = None
@@ -328,84 +178,57 @@ class HttpServerProtocol(asyncio.Protocol):
     # httptools callbacks ------------------------------------------------------------------------
     def on_message_begin(self) -> None:
         self._in_head = True
-        self._url = []
-        self._url_len = 0
-        self._headers = []
+        self._head = RequestHead()
         self._parse_error = None
-        self._client_request_id = None
-        self._host = None
 
     def on_url(self, url: bytes) -> None:
-        self._url.append(url)
-        self._url_len += len(url)
-        if self._url_len > self._state.limits.max_url_bytes:
+        head = self._head
+        head.target.append(url)
+        head.target_len += len(url)
+        if head.target_len > self._state.limits.max_url_bytes:
             self._parse_error = GatewayError("request target too long", status=414)
             self._parse_error.error = "URI Too Long"
             raise self._parse_error
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
-        # Two fields the engine needs itself, caught here instead of another pass later.
+        head = self._head
+        fields = head.fields
+        fields.append((name, value))
         size = len(name)
         if size == 4:
-            if self._host is None and name.lower() == b"host":
-                self._host = value
+            if head.host is None and name.lower() == b"host":
+                head.host = value
         elif size == 12 and name.lower() == b"x-request-id":
-            self._client_request_id = value
-        if len(self._headers) > self._state.limits.max_headers:
+            head.request_id = value
+        if len(fields) > self._state.limits.max_headers:
             self._parse_error = HeadersTooLarge("too many request header fields")
             raise self._parse_error
 
     def on_headers_complete(self) -> None:
         received, self._head_bytes = self._head_bytes, 0
         self._in_head = False
-        self._clear_deadline()
-        limits = self._state.limits
+        self._deadline = 0.0  # the header timeout is over (inlined: once per request)
+        state = self._state
+        limits = state.limits
         # The bytes read while this head was arriving bound its size, so the exact sum is only
         # needed when they could exceed the limit (or for a head pipelined in the same read).
-        if received == 0 or received > limits.max_head_bytes:
-            head_size = self._url_len + sum(len(n) + len(v) + 4 for n, v in self._headers)
-            if head_size > limits.max_head_bytes:
-                self._parse_error = HeadersTooLarge("request head exceeds the size limit")
-                raise self._parse_error
+        max_head = limits.max_head_bytes
+        if (received == 0 or received > max_head) and self._head.size() > max_head:
+            self._parse_error = HeadersTooLarge("request head exceeds the size limit")
+            raise self._parse_error
         parser = self._parser
         method = parser.get_method()
         version = parser.get_http_version().encode("latin-1")
         try:
-            framing = request_framing(self._headers)
-            url = httptools.parse_url(b"".join(self._url))
-            raw_path = (url.path or b"/").decode("latin-1")
-            if method == b"CONNECT":
-                raise BadRequest("CONNECT is not supported")
-            if raw_path == "*" and method != b"OPTIONS":
-                raise BadRequest("asterisk-form target is only valid with OPTIONS")
-            path = raw_path if raw_path == "*" else normalize_path(raw_path)
+            exchange, framing = self._head.exchange(
+                method, version, self._client, self._server, state.scheme, state.request_id
+            )
         except GatewayError as err:
-            self._parse_error = err
+            self._parse_error = err  # what the client is answered, once llhttp gives up
             raise
-        except httptools.HttpParserInvalidURLError as exc:
-            self._parse_error = BadRequest("invalid request target")
-            raise self._parse_error from exc
-        query = url.query.decode("latin-1") if url.query else ""
-        headers = Headers(self._headers)
-        # The client's X-Request-Id when it is a sane token, else ours.
-        client_id = self._client_request_id
-        request = Request(method.decode("latin-1"), path, query, headers, version.decode())
-        exchange = Exchange(
-            request=request,
-            client_host=self._client[0],
-            client_port=self._client[1],
-            server_host=self._server[0],
-            server_port=self._server[1],
-            scheme=self._state.scheme,
-            request_id=client_id.decode("ascii")
-            if client_id is not None and _REQUEST_ID.fullmatch(client_id)
-            else self._state.request_id(),
-            original_path=path,
-            original_host=self._host.decode("latin-1") if self._host is not None else None,
-        )
+        headers = exchange.request.headers
         keep_alive = bool(parser.should_keep_alive()) and not self._close_when_idle
-        cycle = _Cycle(exchange, method, version, keep_alive)
+        cycle = RequestCycle(exchange, method, version, keep_alive)
         observer = self._state.observer
         if observer is not None:
             observer.started(exchange)
@@ -457,11 +280,11 @@ class HttpServerProtocol(asyncio.Protocol):
         self._pause_reading("upgrade")
 
     # -- handling ----------------------------------------------------------------------------------
-    def _start(self, cycle: _Cycle) -> None:
+    def _start(self, cycle: RequestCycle) -> None:
         self._active = cycle
         cycle.task = self._loop.create_task(self._run(cycle))
 
-    async def _run(self, cycle: _Cycle) -> None:
+    async def _run(self, cycle: RequestCycle) -> None:
         exchange = cycle.exchange
         try:
             response = await self._state.handler(exchange)
@@ -479,7 +302,7 @@ class HttpServerProtocol(asyncio.Protocol):
             return
         self._send(cycle, response)
 
-    def _send(self, cycle: _Cycle, response: Response) -> None:
+    def _send(self, cycle: RequestCycle, response: Response) -> None:
         transport = self._transport
         assert transport is not None
         body = response.body
@@ -488,50 +311,31 @@ class HttpServerProtocol(asyncio.Protocol):
         if isinstance(body, Tunnel):
             self._start_tunnel(cycle, response, body)
             return
-        if cycle.exchange.upgrade is not None:
-            # The upgrade was refused: whatever the client sent after its head is not HTTP.
-            cycle.keep_alive = False
-        status = cycle.status = response.status
-        headers = response.headers.raw
-        no_body = cycle.method == b"HEAD" or status in _NO_BODY_STATUS or status < 200
-        out = [status_line(cycle.version, status, response.reason)]
-        keep_alive = cycle.keep_alive and not self._close_when_idle and not self._state.draining
+        # A refused upgrade: whatever the client sent after its head is not HTTP.
+        keep_alive = (
+            cycle.keep_alive
+            and cycle.exchange.upgrade is None
+            and not self._close_when_idle
+            and not self._state.draining
+        )
+        head, has_body = response_head(cycle, response, keep_alive)
         if isinstance(body, bytes):
-            if not no_body:
-                headers = [h for h in headers if h[0].lower() != b"content-length"]
-                headers.append((b"Content-Length", b"%d" % len(body)))
-            elif status >= 200 and cycle.method != b"HEAD" and status != 304:
-                headers = [h for h in headers if h[0].lower() != b"content-length"]
-        elif body.length is None and not no_body:
-            if cycle.version == b"1.1":
-                cycle.chunked_out = True
-                headers = [*headers, (b"Transfer-Encoding", b"chunked")]
-            else:
-                keep_alive = False  # HTTP/1.0 client: the body ends when we close
-        cycle.keep_alive = keep_alive
-        if not keep_alive:
-            headers = [*headers, (b"Connection", b"close")]
-        elif cycle.version == b"1.0":
-            headers = [*headers, (b"Connection", b"keep-alive")]
-        out.append(serialize_headers(headers))
-        out.append(b"X-Request-Id: %b\r\n\r\n" % cycle.exchange.request_id.encode("ascii"))
-        if isinstance(body, bytes):
-            if not no_body:
-                out.append(body)
+            if has_body:
+                head.append(body)
                 cycle.bytes_out = len(body)
-            transport.write(b"".join(out))
-            self._finish(cycle)
+            transport.write(b"".join(head))
+            self.response_done(cycle)
             return
-        if no_body:
-            transport.write(b"".join(out))
-            if not _is_complete(body):
+        if not has_body:
+            transport.write(b"".join(head))
+            if not getattr(body, "complete", False):
                 body.abort()
-            self._finish(cycle)
+            self.response_done(cycle)
             return
-        self._streaming = body  # type: ignore[assignment]
+        self._streaming = body
         # The head waits for the body's first chunk, usually already read with it, so a small
         # response goes out in one write instead of two.
-        writer = _ResponseWriter(self, cycle, b"".join(out))
+        writer = ResponseWriter(self, transport, cycle, b"".join(head))
         body.start(writer)
         writer.flush_head()
 
@@ -539,31 +343,24 @@ class HttpServerProtocol(asyncio.Protocol):
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        body = response.body if isinstance(response.body, bytes) else b""
-        headers = [h for h in response.headers.raw if h[0].lower() not in HOP_BY_HOP]
-        headers = [h for h in headers if h[0].lower() != b"content-length"]
-        headers.append((b"Content-Length", b"%d" % len(body)))
-        if close:
-            headers.append((b"Connection", b"close"))
-        head = status_line(version, response.status, response.reason) + serialize_headers(headers)
-        transport.write(head + b"\r\n" + body)
+        transport.write(local_response(response, version, close=close))
         if close:
             self._close()
 
-    def _finish(self, cycle: _Cycle) -> None:
+    def response_done(self, cycle: RequestCycle) -> None:
         self._streaming = None
         body = cycle.body
         if body is not None and not body.complete:
-            if self._can_linger(cycle, body):
+            if not self._closing and not self._close_when_idle and cycle.can_linger(body):
                 # Answered before the client finished sending (an early 413/302, or an upstream
                 # that replied without reading): read and drop the rest, as nginx does, so the
                 # client isn't reset mid-upload and the connection stays usable.
                 self._arm(self._state.limits.header_timeout, self._on_linger_timeout)
-                body.discard(on_end=lambda: self._finish(cycle))
+                body.discard(on_end=lambda: self.response_done(cycle))
                 self._resume_reading("body")
                 return
             cycle.keep_alive = False  # unread body bytes: we can't find the next request
-        self._observe(cycle, cycle.status)
+        cycle.report(self._state.observer, cycle.status)
         self._active = None
         if not cycle.keep_alive or self._close_when_idle or self._state.draining:
             self._close()
@@ -576,46 +373,42 @@ class HttpServerProtocol(asyncio.Protocol):
         if self._active is None and self._parsing is None:
             self._arm(self._state.limits.keepalive_timeout, self._on_idle_timeout)
 
+    def response_failed(self, cycle: RequestCycle, exc: BaseException, *, head_sent: bool) -> None:
+        self._streaming = None
+        if not head_sent:
+            # Nothing has reached the client yet: it can still get an honest 502.
+            cycle.status = 502  # what the client gets, not what the upstream began
+            error = UpstreamProtocolError(f"upstream body failed before the first byte: {exc}")
+            response = self._state.error_response(cycle.exchange, error)
+            self._write_local(response, cycle.version, close=True)
+            return
+        # Headers are already out: the only honest signal left is to cut the connection.
+        log.info("upstream body failed mid-stream: %s", exc)
+        self.abort()
+
     def _drop_pipeline(self, status: int) -> None:
         """Queued requests that will never be answered still end (metrics, access log)."""
-        for cycle in self._pipeline:
-            self._observe(cycle, status)
-        self._pipeline.clear()
-
-    def _observe(self, cycle: _Cycle, status: int) -> None:
         observer = self._state.observer
-        if observer is not None and not cycle.observed:
-            cycle.observed = True
-            body = cycle.body
-            observer.finished(
-                cycle.exchange, status, body.received if body is not None else 0, cycle.bytes_out
-            )
-
-    def _can_linger(self, cycle: _Cycle, body: StreamBody) -> bool:
-        if not cycle.keep_alive or self._closing or self._close_when_idle:
-            return False
-        if cycle.expect_continue:
-            return False  # the client is waiting for our go-ahead: it won't send the body
-        remaining = None if body.length is None else body.length - body.received
-        return remaining is None or remaining <= MAX_LINGER_BYTES
+        for cycle in self._pipeline:
+            cycle.report(observer, status)
+        self._pipeline.clear()
 
     def _on_linger_timeout(self) -> None:
         if self._active is not None:
             self._close()
 
-    def _send_continue(self, cycle: _Cycle) -> None:
+    def _send_continue(self, cycle: RequestCycle) -> None:
         if cycle.expect_continue and self._transport is not None and not self._closing:
             cycle.expect_continue = False
             self._transport.write(_CONTINUE)
 
     # -- tunnel ------------------------------------------------------------------------------------
-    def _start_tunnel(self, cycle: _Cycle, response: Response, tunnel: Tunnel) -> None:
+    def _start_tunnel(self, cycle: RequestCycle, response: Response, tunnel: Tunnel) -> None:
         transport = self._transport
         assert transport is not None
-        headers = response.headers.raw
         head = status_line(cycle.version, response.status, response.reason)
-        transport.write(head + serialize_headers(headers) + b"\r\n")
-        self._observe(cycle, response.status)
+        transport.write(head + serialize_headers(response.headers.raw) + b"\r\n")
+        cycle.report(self._state.observer, response.status)
         self._active = None
         self._tunnel = tunnel
         self._pause_reasons.clear()
@@ -665,59 +458,3 @@ class HttpServerProtocol(asyncio.Protocol):
             self._closing = True
             self._clear_deadline()
             self._transport.close()
-
-
-def _is_complete(body: object) -> bool:
-    return bool(getattr(body, "complete", False))
-
-
-class _ResponseWriter:
-    """Writes a streamed response body to the client, re-chunking when the length is unknown.
-    The response head is held until the first chunk (or ``flush_head``) so both share a write."""
-
-    __slots__ = ("_conn", "_cycle", "_head")
-
-    def __init__(self, conn: HttpServerProtocol, cycle: _Cycle, head: bytes) -> None:
-        self._conn = conn
-        self._cycle = cycle
-        self._head: bytes | None = head
-
-    def flush_head(self) -> None:
-        head, self._head = self._head, None
-        transport = self._conn._transport
-        if head is not None and transport is not None and not transport.is_closing():
-            transport.write(head)
-
-    def on_data(self, data: bytes) -> None:
-        transport = self._conn._transport
-        if not data or transport is None or transport.is_closing():
-            return
-        self._cycle.bytes_out += len(data)
-        payload = chunk(data) if self._cycle.chunked_out else data
-        head, self._head = self._head, None
-        transport.write(head + payload if head is not None else payload)
-
-    def on_end(self) -> None:
-        transport = self._conn._transport
-        if transport is None or transport.is_closing():
-            return
-        head, self._head = self._head, None
-        tail = LAST_CHUNK if self._cycle.chunked_out else b""
-        if head is not None or tail:
-            transport.write(head + tail if head is not None else tail)
-        self._conn._finish(self._cycle)
-
-    def on_error(self, exc: BaseException) -> None:
-        conn = self._conn
-        conn._streaming = None
-        if self._head is not None:
-            # Nothing has reached the client yet: it can still get an honest 502.
-            self._head = None
-            self._cycle.status = 502  # what the client gets, not what the upstream began
-            error = UpstreamProtocolError(f"upstream body failed before the first byte: {exc}")
-            response = conn._state.error_response(self._cycle.exchange, error)
-            conn._write_local(response, self._cycle.version, close=True)
-            return
-        # Headers are already out: the only honest signal left is to cut the connection.
-        log.info("upstream body failed mid-stream: %s", exc)
-        conn.abort()

@@ -4,6 +4,7 @@ neither side is HTTP any more and the gateway copies bytes both ways with back-p
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from gateway.exchange import BodySink
 
@@ -12,13 +13,14 @@ class Tunnel:
     """Joins a client transport and an upstream transport. Also serves as the 101 response's
     body object, so the server knows to splice instead of writing a body."""
 
-    __slots__ = ("_client", "_closed", "_pending", "_upstream")
+    __slots__ = ("_client", "_closed", "_done_cb", "_pending", "_upstream")
 
     def __init__(self, upstream: asyncio.Transport, early_upstream_bytes: bytes) -> None:
         self._upstream = upstream
         self._client: asyncio.Transport | None = None
         self._pending = [early_upstream_bytes] if early_upstream_bytes else []
         self._closed = False
+        self._done_cb: Callable[[], None] | None = None
 
     # BodySource surface (a tunnel is never read as a body)
     @property
@@ -36,6 +38,14 @@ class Tunnel:
 
     def abort(self) -> None:
         self._close_both()
+
+    def when_done(self, callback: Callable[[], None]) -> None:
+        # A tunnel is over when it closes: what the 101 holds (a bulkhead slot) is held by
+        # the spliced connection until then.
+        if self._closed:
+            callback()
+        else:
+            self._done_cb = callback
 
     # wiring
     def attach_client(self, client: asyncio.Transport, early_client_bytes: bytes) -> None:
@@ -101,3 +111,6 @@ class Tunnel:
         self._upstream.close()
         if self._client is not None:
             self._client.close()
+        callback, self._done_cb = self._done_cb, None
+        if callback is not None:
+            callback()

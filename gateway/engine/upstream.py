@@ -9,23 +9,27 @@ to the gateway's own errors (``raise ... from exc``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
 import httptools
 
 from gateway.engine.body import StreamBody
-from gateway.engine.framing import HOP_BY_HOP, LAST_CHUNK, chunk, connection_tokens
+from gateway.engine.framing import LAST_CHUNK, chunk, end_to_end, strip_hop_by_hop
 from gateway.engine.upgrade import Tunnel
 from gateway.errors import GatewayError, UpstreamProtocolError, UpstreamTimeout
 from gateway.exchange import BodySource, Response
 from gateway.headers import Headers
 
-if TYPE_CHECKING:
-    from gateway.engine.pool import ConnectionPool, PoolKey
-
 log = logging.getLogger("meshgate.upstream")
+
+# Where a connection goes: host, port, TLS (the pool keeps idle connections per origin).
+Origin = tuple[str, int, bool]
+
+# A 101's head is passed on with the switch itself: these hop-by-hop fields are the answer.
+_SWITCH_FIELDS = frozenset({b"upgrade", b"connection"})
+# The gateway's own id goes back to the client, not the upstream's.
+_REWRITTEN = frozenset({b"x-request-id"})
 
 
 class ConnectionLostBeforeResponse(UpstreamProtocolError):
@@ -34,24 +38,39 @@ class ConnectionLostBeforeResponse(UpstreamProtocolError):
     upstream most likely closed an idle keep-alive connection as we picked it)."""
 
 
-def strip_hop_by_hop(
-    raw: list[tuple[bytes, bytes]], keep_upgrade: bool = False
-) -> list[tuple[bytes, bytes]]:
-    """Remove hop-by-hop fields and every field named in ``Connection`` (RFC 9110 §7.6.1)."""
-    named: set[bytes] = set()
-    for name, value in raw:
-        if name.lower() == b"connection":
-            named |= connection_tokens(value)
-    drop = HOP_BY_HOP | named
-    if keep_upgrade:
-        drop = drop - {b"upgrade", b"connection"}
-    return [item for item in raw if item[0].lower() not in drop]
+class ConnectionOwner(Protocol):
+    """Whoever keeps upstream connections between requests (the pool). A connection tells it
+    when it starts and stops waiting on a response (so the owner can sweep response
+    deadlines), when it is reusable again, and when it closed."""
+
+    def busy(self, conn: UpstreamProtocol) -> None:
+        """A request is in flight: call ``conn.check_deadline`` until ``idle``."""
+        ...
+
+    def idle(self, conn: UpstreamProtocol) -> None:
+        """No response deadline to check any more."""
+        ...
+
+    def release(self, conn: UpstreamProtocol) -> None:
+        """A complete response after a fully sent request: ``conn`` may carry another."""
+        ...
+
+    def forget(self, conn: UpstreamProtocol) -> None:
+        """``conn`` closed: drop every reference to it."""
+        ...
 
 
 class UpstreamProtocol(asyncio.Protocol):
-    def __init__(self, pool: ConnectionPool, key: PoolKey) -> None:
+    """One upstream connection, one request at a time.
+
+    What its owner may use: ``key`` (its origin), ``loop``, ``usable``, ``idle_since`` (set
+    by the owner when it parks the connection), ``check_deadline``, ``close`` and ``abort``;
+    the forwarder uses ``send``. The rest is the parser's and the writer's business.
+    """
+
+    def __init__(self, owner: ConnectionOwner, key: Origin) -> None:
         self.key = key
-        self._pool = pool
+        self._owner = owner
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
@@ -69,14 +88,14 @@ class UpstreamProtocol(asyncio.Protocol):
         self._got_bytes = False
         self._timeout = 0.0
         self._last_read = 0.0
-        # Response deadline, checked by the pool's sweep (0: none); see ConnectionPool.busy.
+        # Response deadline, checked by the owner's sweep (0: none); see ConnectionOwner.busy.
         self._deadline = 0.0
         self._tunnel: Tunnel | None = None
         self._switching: Response | None = None
         self._reading_paused = False
         self.closed = False
-        self.requests = 0
-        self.idle_since = 0.0
+        self.requests = 0  # sent on this connection
+        self.idle_since = 0.0  # set by the owner when it parks the connection (loop time)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -88,7 +107,7 @@ class UpstreamProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._clear_deadline()
-        self._pool.forget(self)
+        self._owner.forget(self)
         if self._tunnel is not None:
             self._tunnel.upstream_lost()
             return
@@ -129,6 +148,7 @@ class UpstreamProtocol(asyncio.Protocol):
 
     @property
     def usable(self) -> bool:
+        """Open, and not closing: may carry a request."""
         transport = self.transport
         return not self.closed and transport is not None and not transport.is_closing()
 
@@ -175,7 +195,7 @@ class UpstreamProtocol(asyncio.Protocol):
         self._timeout = response_timeout
         self._last_read = now = self.loop.time()
         self._deadline = now + response_timeout
-        self._pool.busy(self)
+        self._owner.busy(self)
         transport.write(head)
         if body is not None:
             body.start(_RequestWriter(self, chunked))
@@ -188,14 +208,16 @@ class UpstreamProtocol(asyncio.Protocol):
         if self._future is not None and self._deadline:
             self._deadline = self.loop.time() + self._timeout
 
-    def _request_sent(self) -> None:
+    def request_sent(self) -> None:
+        """The request body went out to its end (told by the request writer)."""
         self.request_progress()  # the wait for the head starts when the request is complete
         self._request_done = True
         self._request_body = None
         self._maybe_release()
 
-    def _request_failed(self, exc: BaseException) -> None:
-        # The client's body broke off: this upstream request can never be completed.
+    def request_failed(self, exc: BaseException) -> None:
+        """The client's body broke off (told by the request writer): this upstream request can
+        never be completed."""
         self._request_body = None
         future = self._future
         if future is not None and not future.done():
@@ -246,11 +268,11 @@ class UpstreamProtocol(asyncio.Protocol):
             # The body of a 101 is the spliced connection, handed over when llhttp stops at the
             # upgrade; until then nothing on this connection counts as a response body.
             self._response_done = True
-            self._switching = Response(status, Headers(strip_hop_by_hop(raw, keep_upgrade=True)))
+            self._switching = Response(status, Headers(strip_hop_by_hop(raw, _SWITCH_FIELDS)))
             return
         if self._upgrade:
             self._keep_alive = False  # refused upgrade: don't reuse a connection we asked to switch
-        headers, length, chunked = _response_fields(raw)
+        headers, length, chunked = end_to_end(raw, drop=_REWRITTEN)
         no_body = self._head_request or status in (204, 304)
         body: bytes | StreamBody
         if no_body:
@@ -326,7 +348,7 @@ class UpstreamProtocol(asyncio.Protocol):
         if self._response_done and self._request_done:
             self._clear_deadline()
             if self._keep_alive and self._tunnel is None:
-                self._pool.release(self)
+                self._owner.release(self)
             else:
                 self.close()
         elif self._response_done and not self._request_done:
@@ -359,36 +381,7 @@ class UpstreamProtocol(asyncio.Protocol):
     def _clear_deadline(self) -> None:
         if self._deadline:
             self._deadline = 0.0
-            self._pool.idle(self)
-
-
-def _response_fields(
-    raw: list[tuple[bytes, bytes]],
-) -> tuple[list[tuple[bytes, bytes]], int | None, bool]:
-    """In one pass over a response head: the fields to pass on (hop-by-hop ones and those
-    named in ``Connection`` removed), the Content-Length, and whether the body is chunked."""
-    kept: list[tuple[bytes, bytes]] = []
-    named: set[bytes] | None = None
-    length: int | None = None
-    chunked = False
-    for item in raw:
-        lname = item[0].lower()
-        if lname in HOP_BY_HOP:
-            if lname == b"transfer-encoding":
-                chunked = True
-            elif lname == b"connection":
-                tokens = connection_tokens(item[1])
-                named = tokens if named is None else named | tokens
-            continue
-        if lname == b"x-request-id":
-            continue  # the gateway's own id goes back to the client
-        if lname == b"content-length" and length is None:
-            with contextlib.suppress(ValueError):  # llhttp refuses a malformed one anyway
-                length = int(item[1])
-        kept.append(item)
-    if named:
-        kept = [item for item in kept if item[0].lower() not in named]
-    return kept, length, chunked
+            self._owner.idle(self)
 
 
 class _RequestWriter:
@@ -412,7 +405,7 @@ class _RequestWriter:
         transport = self._conn.transport
         if self._chunked and transport is not None and not transport.is_closing():
             transport.write(LAST_CHUNK)
-        self._conn._request_sent()
+        self._conn.request_sent()
 
     def on_error(self, exc: BaseException) -> None:
-        self._conn._request_failed(exc)
+        self._conn.request_failed(exc)

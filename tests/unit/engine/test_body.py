@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from gateway.engine.body import StreamBody
 
 
@@ -107,3 +109,29 @@ def test_abort_of_unfinished_body_aborts_the_transport() -> None:
     done.feed_end()
     done.abort()
     assert not reader2.aborted
+
+
+def test_when_done_runs_once_at_the_end() -> None:
+    body, _ = make()
+    calls: list[str] = []
+    body.when_done(lambda: calls.append("done"))
+    body.start(Sink())
+    body.feed(b"x")
+    assert calls == []
+    body.feed_end()
+    body.abort()
+    assert calls == ["done"]
+
+
+@pytest.mark.parametrize("how", ["end", "error", "abort"])
+def test_when_done_on_a_body_already_over_runs_at_once(how: str) -> None:
+    body, _ = make()
+    if how == "end":
+        body.feed_end()
+    elif how == "error":
+        body.feed_error(ConnectionResetError("gone"))
+    else:
+        body.abort()
+    calls: list[str] = []
+    body.when_done(lambda: calls.append("done"))
+    assert calls == ["done"]

@@ -5,7 +5,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.engine.framing import Framing, normalize_path, request_framing, status_line
+from gateway.engine.framing import (
+    HOP_BY_HOP,
+    Framing,
+    connection_tokens,
+    end_to_end,
+    normalize_path,
+    request_framing,
+    status_line,
+    strip_hop_by_hop,
+)
 from gateway.errors import BadRequest
 
 
@@ -103,3 +112,65 @@ def test_the_parser_refuses_what_framing_does_not_check(head: bytes) -> None:
     parser = httptools.HttpRequestParser(Callbacks())
     with pytest.raises(httptools.HttpParserError):
         parser.feed_data(head)
+
+
+def test_hop_by_hop_fields_and_those_named_in_connection_are_not_passed_on() -> None:
+    raw = h(
+        ("Connection", "keep-alive, X-Hop"),
+        ("connection", "x-other"),
+        ("Keep-Alive", "timeout=5"),
+        ("X-Hop", "1"),
+        ("X-Other", "2"),
+        ("Content-Length", "12"),
+        ("X-End", "3"),
+    )
+    assert end_to_end(raw) == (h(("Content-Length", "12"), ("X-End", "3")), 12, False)
+
+
+def test_end_to_end_reports_chunking_and_drops_what_the_caller_rewrites() -> None:
+    raw = h(("Transfer-Encoding", "chunked"), ("X-Request-Id", "theirs"), ("X-A", "1"))
+    fields, length, chunked = end_to_end(raw, drop=frozenset({b"x-request-id"}))
+    assert (fields, length, chunked) == (h(("X-A", "1")), None, True)
+
+
+def test_a_switch_keeps_upgrade_and_connection_but_not_what_connection_names() -> None:
+    raw = h(("Upgrade", "websocket"), ("Connection", "Upgrade, X-Hop"), ("X-Hop", "1"))
+    keep = frozenset({b"upgrade", b"connection"})
+    assert strip_hop_by_hop(raw, keep) == h(
+        ("Upgrade", "websocket"), ("Connection", "Upgrade, X-Hop")
+    )
+
+
+def _reference(
+    raw: list[tuple[bytes, bytes]], keep: frozenset[bytes], drop: frozenset[bytes]
+) -> list[tuple[bytes, bytes]]:
+    """RFC 9110 §7.6.1 spelled out in two passes, to hold the one-pass version to it."""
+    named: set[bytes] = set()
+    for name, value in raw:
+        if name.lower() == b"connection":
+            named |= connection_tokens(value)
+    hop = (HOP_BY_HOP | named) - keep
+    return [
+        (n, v)
+        for n, v in raw
+        if n.lower() not in hop and (n.lower() in HOP_BY_HOP or n.lower() not in drop)
+    ]
+
+
+_names = st.sampled_from(
+    ["Connection", "connection", "Keep-Alive", "Upgrade", "TE", "X-A", "x-b", "Content-Length"]
+)
+_values = st.sampled_from(["", "x-a", "X-B, keep-alive", "upgrade", " x-a ,te", "5"])
+
+
+@given(
+    st.lists(st.tuples(_names, _values), max_size=8),
+    st.sets(st.sampled_from([b"upgrade", b"connection", b"te"])),
+    st.sets(st.sampled_from([b"x-a", b"content-length"])),
+)
+def test_the_one_pass_rule_matches_its_definition(
+    pairs: list[tuple[str, str]], keep: set[bytes], drop: set[bytes]
+) -> None:
+    raw = h(*pairs)
+    fields, _, _ = end_to_end(raw, keep=frozenset(keep), drop=frozenset(drop))
+    assert fields == _reference(raw, frozenset(keep), frozenset(drop))

@@ -1,0 +1,83 @@
+"""The request head being parsed, and the ``Exchange`` it becomes: validated and normalised once,
+at the front door, so everything after it routes on the same reading of the request as the
+upstream will get."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import httptools
+
+from gateway.engine.framing import Framing, normalize_path, request_framing
+from gateway.errors import BadRequest
+from gateway.exchange import Exchange, Request
+from gateway.headers import Headers
+
+# A client-supplied X-Request-Id is kept only when it is a plain token of sane length.
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
+
+
+class RequestHead:
+    """What the parser's callbacks collect for one request head (filled in place by the
+    connection, which checks the limits as the pieces arrive)."""
+
+    __slots__ = ("fields", "host", "request_id", "target", "target_len")
+
+    def __init__(self) -> None:
+        self.target: list[bytes] = []  # the request target, in the pieces llhttp gave it
+        self.target_len = 0
+        self.fields: list[tuple[bytes, bytes]] = []
+        # Two fields the engine needs itself, caught as they arrive instead of another pass.
+        self.host: bytes | None = None
+        self.request_id: bytes | None = None
+
+    def size(self) -> int:
+        """Bytes of target and fields, as the head-size limit counts them."""
+        return self.target_len + sum(len(n) + len(v) + 4 for n, v in self.fields)
+
+    def exchange(
+        self,
+        method: bytes,
+        version: bytes,
+        client: tuple[str, int],
+        server: tuple[str, int],
+        scheme: str,
+        new_id: Callable[[], str],
+    ) -> tuple[Exchange, Framing]:
+        """The exchange this head describes and how its body is framed; its request id is the
+        client's X-Request-Id when that is a sane token, else ``new_id()``.
+
+        Raises ``GatewayError`` (400) for what must not pass: ambiguous framing, CONNECT, an
+        asterisk-form target on anything but OPTIONS, an invalid or ambiguous path.
+        """
+        fields = self.fields
+        framing = request_framing(fields)
+        try:
+            url = httptools.parse_url(b"".join(self.target))
+        except httptools.HttpParserInvalidURLError as exc:
+            raise BadRequest("invalid request target") from exc
+        raw_path = (url.path or b"/").decode("latin-1")
+        if method == b"CONNECT":
+            raise BadRequest("CONNECT is not supported")
+        if raw_path == "*" and method != b"OPTIONS":
+            raise BadRequest("asterisk-form target is only valid with OPTIONS")
+        path = raw_path if raw_path == "*" else normalize_path(raw_path)
+        query = url.query.decode("latin-1") if url.query else ""
+        request = Request(method.decode("latin-1"), path, query, Headers(fields), version.decode())
+        client_id = self.request_id
+        host = self.host
+        exchange = Exchange(
+            request=request,
+            client_host=client[0],
+            client_port=client[1],
+            server_host=server[0],
+            server_port=server[1],
+            scheme=scheme,
+            request_id=client_id.decode("ascii")
+            if client_id is not None and _REQUEST_ID.fullmatch(client_id)
+            else new_id(),
+            original_path=path,
+            original_host=host.decode("latin-1") if host is not None else None,
+        )
+        return exchange, framing
