@@ -45,7 +45,8 @@ class InstanceDefinition:
 
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:
-    """One complete, validated route document."""
+    """One route document's definitions. Read from a document, its structure is checked and
+    every predicate and filter entry parsed; building the routes checks the rest."""
 
     routes: tuple[RouteDefinition, ...] = ()
     default_filters: tuple[FilterDefinition, ...] = ()

@@ -15,7 +15,7 @@ is reported with the close matches.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from gateway.config.args import (
@@ -30,7 +30,8 @@ from gateway.errors import ConfigError
 
 class ShortcutSpec(Protocol):
     """What parsing needs from a factory: how positional shortcut values map to names.
-    ``PredicateFactory`` and ``FilterFactory`` both fit."""
+    ``gateway.extension``'s ``PredicateFactory`` and ``FilterFactory`` both fit, structurally,
+    so config (the bottom layer) never imports them."""
 
     @property
     def shortcut_fields(self) -> tuple[str, ...]: ...
@@ -55,6 +56,13 @@ def unknown_name(kind: str, name: str, known: Iterable[str]) -> ConfigError:
     matches = suggest(name, known)
     hint = f" (did you mean {' or '.join(matches)}?)" if matches else ""
     return ConfigError(f"unknown {kind} {name!r}{hint}")
+
+
+def unknown_key(key: str, allowed: Sequence[str], what: str = "key") -> ConfigError:
+    """``unknown key 'ID' (did you mean id?); allowed: id, uri, predicates, ...``"""
+    matches = suggest(key, allowed, limit=1)
+    hint = f" (did you mean {matches[0]}?)" if matches else ""
+    return ConfigError(f"unknown {what} {key!r}{hint}; allowed: {', '.join(allowed)}")
 
 
 def entry_name(entry: object) -> str | None:

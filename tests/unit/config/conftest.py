@@ -12,9 +12,14 @@ import pytest
 
 from gateway.config.args import Args, ShortcutType
 from gateway.exchange import Exchange
-from gateway.filters.base import FilterFactory, GatewayFilter, SyncFilter
-from gateway.predicates.base import Predicate, PredicateFactory
-from gateway.routing.context import BuildContext
+from gateway.extension import (
+    BuildContext,
+    FilterFactory,
+    GatewayFilter,
+    Predicate,
+    PredicateFactory,
+    SyncFilter,
+)
 
 
 class RecordingPredicate(Predicate):

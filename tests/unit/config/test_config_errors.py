@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config.loader import ConfigErrors, load_config
-from gateway.config.validate import validate_file, validate_text
+from gateway.config.errors import ConfigErrors
+from gateway.config.loader import load_config
 from gateway.errors import ConfigError
-from gateway.filters.base import FilterFactory
-from gateway.predicates.base import PredicateFactory
+from gateway.extension import FilterFactory, PredicateFactory
+from gateway.routing.validate import validate_file, validate_text
 
 Check = Callable[[str], list[str]]
 
@@ -431,7 +431,6 @@ def test_file_errors_name_the_file(
 
 
 def test_bad_route_timeout_metadata_names_file_route_and_key(tmp_path: Path) -> None:
-    from gateway.config.validate import ConfigErrors, validate_file
     from gateway.filters.catalog import builtin_filters
     from gateway.predicates.catalog import builtin_predicates
 

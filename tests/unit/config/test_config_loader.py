@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from gateway.config.loader import load_config, parse_document, parse_text
+from gateway.config.args import ShortcutType
+from gateway.config.errors import ConfigErrors
+from gateway.config.loader import collect_document, load_config, parse_document, parse_text
+from gateway.config.reader import ValueChecks
 from gateway.config.schema import (
     FilterDefinition,
     GatewayConfig,
@@ -16,8 +21,9 @@ from gateway.config.schema import (
     PredicateDefinition,
     RouteDefinition,
 )
-from gateway.filters.base import FilterFactory
-from gateway.predicates.base import PredicateFactory
+from gateway.config.text import read_text
+from gateway.errors import ConfigError
+from gateway.extension import FilterFactory, PredicateFactory
 
 Factories = tuple[dict[str, PredicateFactory], dict[str, FilterFactory]]
 
@@ -244,3 +250,62 @@ def test_load_config_accepts_a_byte_order_mark(tmp_path: Path, factories: Factor
 def test_extension_keys_may_hold_anchors(factories: Factories) -> None:
     text = "x-upstream: &up http://a\nroutes:\n  - {id: r, uri: *up}\n"
     assert parse(text, factories).routes == (RouteDefinition(id="r", uri="http://a"),)
+
+
+# -- config as the bottom layer: specs and checks come from above ---------------------------
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """Not a factory: only the two fields shortcut parsing reads (``ShortcutSpec``)."""
+
+    shortcut_fields: tuple[str, ...]
+    shortcut_type: ShortcutType = ShortcutType.DEFAULT
+
+
+def test_any_shortcut_spec_will_do() -> None:
+    specs = {
+        "Path": _Spec(("patterns",), ShortcutType.GATHER_LIST),
+        "AddRequestHeader": _Spec(("name", "value")),
+    }
+    text = (
+        "routes:\n  - id: r\n    uri: x\n"
+        "    predicates: ['Path=/a,/b']\n    filters: ['AddRequestHeader=A, b']\n"
+    )
+    [route] = parse_text(text, "r.yml", specs, specs).routes
+    assert route.predicates == (PredicateDefinition("Path", {"patterns": ["/a", "/b"]}),)
+    assert route.filters == (FilterDefinition("AddRequestHeader", {"name": "A", "value": "b"}),)
+
+
+def test_without_value_checks_uris_and_policies_are_not_read(factories: Factories) -> None:
+    # Their meaning is routing's: config alone checks only their shape.
+    text = "routes:\n  - {id: r, uri: 'ftp://a'}\nservices:\n  s: {load-balancer: fastest}\n"
+    config = parse(text, factories)
+    assert config.routes == (RouteDefinition(id="r", uri="ftp://a"),)
+    assert config.service_policies == {"s": {"load-balancer": "fastest"}}
+
+
+def test_value_checks_report_in_document_order(factories: Factories) -> None:
+    def no_ftp(uri: str) -> None:
+        if uri.startswith("ftp:"):
+            raise ConfigError("no ftp")
+
+    def no_fastest(policy: Mapping[str, Any]) -> None:
+        if policy.get("load-balancer") == "fastest":
+            raise ConfigError("load-balancer: not fastest")
+
+    checks = ValueChecks(uri=no_ftp, service_policy=no_fastest)
+    text = (
+        "services:\n  s: {load-balancer: fastest}\n"
+        "routes:\n  - {id: r, uri: 'ftp://a', order: first}\n  - {id: ok, uri: 'http://a'}\n"
+    )
+    with pytest.raises(ConfigErrors) as caught:
+        parse_text(text, "r.yml", *factories, checks=checks)
+    assert [str(error) for error in caught.value] == [
+        "r.yml: routes[0] (r) uri: no ftp",
+        "r.yml: routes[0] (r): order must be an integer, got a string ('first')",
+        "r.yml: services.s: load-balancer: not fastest",
+    ]
+    result = collect_document(read_text(text, "r.yml"), "r.yml", *factories, checks=checks)
+    assert [route.id for route in result.config.routes] == ["ok"]
+    assert [route.route_id for route in result.unbuilt] == ["r"]

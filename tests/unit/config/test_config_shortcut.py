@@ -8,8 +8,7 @@ import pytest
 
 from gateway.config.shortcut import entry_name, parse_filter, parse_predicate, suggest
 from gateway.errors import ConfigError
-from gateway.filters.base import FilterFactory
-from gateway.predicates.base import PredicateFactory
+from gateway.extension import FilterFactory, PredicateFactory
 
 
 def test_path_shortcut_expanded_and_indexed_forms_are_equal(

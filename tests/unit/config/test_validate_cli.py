@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-import gateway.app
+import gateway.process
 from gateway.cli import main
-from gateway.config.validate import validate_text
 from gateway.errors import ConfigError
 from gateway.filters.catalog import builtin_filters
 from gateway.predicates.catalog import builtin_predicates
+from gateway.routing.validate import validate_text
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -184,7 +184,7 @@ def test_run_is_the_default(argv: list[str], monkeypatch: pytest.MonkeyPatch) ->
         calls.append(None)
         return 7
 
-    monkeypatch.setattr(gateway.app, "main_run", fake_run)
+    monkeypatch.setattr(gateway.process, "main_run", fake_run)
     assert main(argv) == 7
     assert len(calls) == 1
 

@@ -1,6 +1,11 @@
 """A route document checked end to end: read, parsed and every route built, with all mistakes
-reported together. What ``meshgate validate`` runs, and what a reload runs before it swaps
-anything in — bad config never half-applies."""
+reported together. What ``meshgate validate`` runs, and what start-up and a reload run before
+anything is swapped in — bad config never half-applies.
+
+It lives in routing, not config, because it builds routes; and it hands the config reader the
+checks only routing can make (``VALUE_CHECKS``), so a bad ``uri`` or service policy is reported
+in document order beside the structural mistakes.
+"""
 
 from __future__ import annotations
 
@@ -8,35 +13,36 @@ import random
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from gateway.config.loader import (
-    ConfigErrors,
-    DocumentLayout,
-    collect_document,
-    read_file,
-    read_text,
-)
+from gateway.config.errors import DocumentLayout
+from gateway.config.loader import collect_document
+from gateway.config.reader import ValueChecks
 from gateway.config.schema import GatewayConfig
 from gateway.config.shortcut import suggest
+from gateway.config.text import read_file, read_text
 from gateway.errors import ConfigError
-from gateway.filters.base import FilterFactory
-from gateway.predicates.base import PredicateFactory
+from gateway.extension import BuildContext, FilterFactory, PredicateFactory, WeightGroups
 from gateway.routing.builder import (
     ContextFactory,
     build_filter,
     build_predicate,
     collect_routes,
 )
-from gateway.routing.context import BuildContext, WeightGroups
+from gateway.routing.metadata import route_policy
 from gateway.routing.route import Route, RouteUri
 
-__all__ = [
-    "ConfigErrors",
-    "service_warnings",
-    "validate_document",
-    "validate_file",
-    "validate_text",
-]
+
+def _check_service_policy(policy: Mapping[str, Any]) -> None:
+    try:
+        route_policy(policy)
+    except ConfigError as exc:
+        # The same checks as route metadata; here the keys sit on the service, so the message
+        # names the key alone.
+        raise ConfigError(str(exc).removeprefix("metadata ")) from exc
+
+
+VALUE_CHECKS = ValueChecks(uri=RouteUri.parse, service_policy=_check_service_policy)
 
 
 def validate_file(
@@ -71,7 +77,7 @@ def validate_document(
     and a bad regexp in another are reported together. Routes with structural mistakes are
     left out of the config, but the entries of theirs that parsed are still built, for their
     errors."""
-    loaded = collect_document(data, source, predicates, filters)
+    loaded = collect_document(data, source, predicates, filters, checks=VALUE_CHECKS)
     errors = loaded.errors
     routes = collect_routes(
         loaded.config, predicates, filters, ctx_factory, layout=loaded.layout, errors=errors
