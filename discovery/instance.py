@@ -22,5 +22,13 @@ class ServiceInstance:
         return f"{self.host}:{self.port}"
 
     @property
+    def authority(self) -> str:
+        """``host[:port]`` as a Host header writes it: the port only when not the scheme's
+        default, an IPv6 address in brackets."""
+        default = 443 if self.secure else 80
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == default else f"{host}:{self.port}"
+
+    @property
     def zone(self) -> str | None:
         return self.metadata.get("zone")

@@ -5,6 +5,7 @@ addresses while the rest of the mesh is discovered."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from discovery.instance import ServiceInstance
 from discovery.registry import ServiceRegistry
@@ -23,6 +24,31 @@ class LayeredRegistry:
 
     def services(self) -> Sequence[str]:
         return sorted({*self.static.services(), *self.dynamic.services()})
+
+    def known_instances(self, service: str) -> Sequence[ServiceInstance]:
+        if self.static.has(service):
+            return self.static.instances(service)
+        return self.dynamic.known_instances(service)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Every service in ``services()`` order, from whichever registry answers for it; a
+        service the dynamic side lists but does not watch yet says so; services watched on
+        demand but not (yet) listed come last."""
+        static = {view["service"]: view for view in self.static.describe()}
+        dynamic = {view["service"]: view for view in self.dynamic.describe()}
+        out: list[dict[str, Any]] = []
+        for name in self.services():
+            if name in static:
+                out.append(static[name])
+            elif name in dynamic:
+                out.append(dynamic.pop(name))
+            else:
+                out.append({"service": name, "source": "consul", "watched": False})
+        out.extend(view for name, view in dynamic.items() if name not in static)
+        return out
+
+    def status(self) -> dict[str, Any]:
+        return self.dynamic.status()
 
     @property
     def ready(self) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from discovery.instance import ServiceInstance
 
@@ -19,6 +19,22 @@ class ServiceRegistry(Protocol):
 
     def services(self) -> Sequence[str]:
         """Names of every service the registry knows."""
+        ...
+
+    def known_instances(self, service: str) -> Sequence[ServiceInstance]:
+        """What the snapshot holds for ``service`` now, without side effects (``instances``
+        may start watching a service it was not asked about before): for metrics, views and
+        trimming per-instance state to current members."""
+        ...
+
+    def describe(self) -> list[dict[str, Any]]:
+        """One view per service it holds: instances, health, snapshot age and error (the
+        actuator's ``/actuator/gateway/services``)."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """The source as a whole (address, snapshot age, error) for readiness details; empty
+        for a source that can't be out of date."""
         ...
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from discovery.instance import ServiceInstance
 
@@ -24,6 +25,39 @@ class StaticRegistry:
 
     def services(self) -> Sequence[str]:
         return sorted(self._services)
+
+    def known_instances(self, service: str) -> Sequence[ServiceInstance]:
+        return self.instances(service)
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "service": name,
+                "source": "static",
+                "loaded": True,
+                "snapshotAgeSeconds": None,
+                "error": None,
+                "healthy": len(instances),
+                "instances": [
+                    {
+                        "instanceId": i.instance_id,
+                        "host": i.host,
+                        "port": i.port,
+                        "secure": i.secure,
+                        "health": "passing",
+                        "routable": True,
+                        "weight": i.weight,
+                        "tags": list(i.tags),
+                        "metadata": dict(i.metadata),
+                    }
+                    for i in instances
+                ],
+            }
+            for name, instances in sorted(self._services.items())
+        ]
+
+    def status(self) -> dict[str, Any]:
+        return {}
 
     @property
     def ready(self) -> bool:

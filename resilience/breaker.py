@@ -28,6 +28,7 @@ from typing import TypeVar
 import pybreaker
 
 from resilience.clock import Clock
+from resilience.errors import CallError
 
 T = TypeVar("T")
 
@@ -55,7 +56,7 @@ class BreakerPolicy:
             raise ValueError("half_open_probes must be at least 1")
 
 
-class CircuitOpen(Exception):
+class CircuitOpen(CallError):
     """A call refused by the breaker without being made: it is open, or half-open with every
     probe slot taken. ``retry_after`` is the number of seconds until it will admit a probe
     (0.0 when half-open: a slot frees up when a probe finishes)."""

@@ -26,17 +26,9 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
 
 from resilience.clock import Clock
-
-
-class HasInstanceId(Protocol):
-    @property
-    def instance_id(self) -> str: ...
-
-
-E = TypeVar("E", bound=HasInstanceId)
+from resilience.endpoint import E
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,7 @@ class ConsulRegistry:
             return ()
         return view.healthy
 
-    def watched_instances(self, service: str) -> Sequence[ServiceInstance]:
+    def known_instances(self, service: str) -> Sequence[ServiceInstance]:
         """Like ``instances`` but never starts a watch (for views such as metrics)."""
         view = self._views.get(service)
         return view.healthy if view is not None else ()
@@ -209,7 +209,7 @@ class ConsulRegistry:
             "error": errors[0] if errors else None,
         }
 
-    def details(self) -> list[dict[str, Any]]:
+    def describe(self) -> list[dict[str, Any]]:
         now = self._clock.monotonic()
         out = []
         for name in sorted(self._views):

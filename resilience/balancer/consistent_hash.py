@@ -14,7 +14,8 @@ import hashlib
 import math
 from collections.abc import Hashable, Sequence
 
-from resilience.endpoint import E, EndpointBalancer
+from resilience.balancer.base import LoadBalancer
+from resilience.endpoint import E
 
 # Weight multiplies an instance's points, after dividing all weights by their gcd (so 100/100/100
 # costs no more than 1/1/1). The cap bounds the ring a mistyped weight of 10_000 would build on
@@ -43,7 +44,7 @@ def _scales(weights: Sequence[int]) -> list[int]:
 
 
 class ConsistentHash:
-    def __init__(self, fallback: EndpointBalancer, vnodes: int = 160) -> None:
+    def __init__(self, fallback: LoadBalancer, vnodes: int = 160) -> None:
         if vnodes < 1:
             raise ValueError(f"consistent_hash needs vnodes >= 1, got {vnodes}")
         self._fallback = fallback

@@ -13,13 +13,13 @@ import re
 from dataclasses import dataclass
 
 from resilience.active import ActiveRequests
+from resilience.balancer.base import LoadBalancer
 from resilience.balancer.consistent_hash import ConsistentHash
 from resilience.balancer.least_request import LeastRequest
 from resilience.balancer.random_choice import RandomChoice
 from resilience.balancer.round_robin import RoundRobin
 from resilience.balancer.weighted import WeightedRoundRobin
 from resilience.balancer.zone import ZonePreference
-from resilience.endpoint import EndpointBalancer
 
 POLICIES = ("round_robin", "random", "least_request", "weighted", "consistent_hash")
 HASH_ON_FORMS = ("header:<Name>", "cookie:<name>", "query:<name>", "client_ip")
@@ -59,8 +59,8 @@ def make_balancer(
     active: ActiveRequests,
     local_zone: str | None,
     min_local: int = 2,
-) -> EndpointBalancer:
-    balancer: EndpointBalancer
+) -> LoadBalancer:
+    balancer: LoadBalancer
     if spec.policy == "round_robin":
         balancer = RoundRobin(rng)
     elif spec.policy == "random":

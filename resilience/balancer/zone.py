@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 
-from resilience.endpoint import E, EndpointBalancer
+from resilience.balancer.base import LoadBalancer
+from resilience.endpoint import E
 
 
 class ZonePreference:
-    def __init__(self, inner: EndpointBalancer, local_zone: str | None, min_local: int = 2) -> None:
+    def __init__(self, inner: LoadBalancer, local_zone: str | None, min_local: int = 2) -> None:
         if min_local < 1:
             # 0 would "prefer" an empty local set and route nowhere.
             raise ValueError(f"zone preference needs min_local >= 1, got {min_local}")

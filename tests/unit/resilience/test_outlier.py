@@ -10,7 +10,11 @@ from tests.support.clock import FakeClock
 
 @dataclass(frozen=True)
 class Inst:
+    """An ``Endpoint``: outlier detection reads only the id."""
+
     instance_id: str
+    weight: int = 1
+    zone: str | None = None
 
 
 def fail(det: OutlierDetector, iid: str, times: int, total: int = 10) -> list[bool]:

@@ -1,0 +1,1 @@
+"""A plain asyncio service calling another through the in-process mesh client."""
