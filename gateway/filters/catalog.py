@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gateway.extension import FilterFactory
 from gateway.filters import (
     circuit_breaker,
     dedupe,
@@ -17,7 +18,6 @@ from gateway.filters import (
     size,
     status,
 )
-from gateway.filters.base import FilterFactory
 
 _MODULES = (
     request_headers,

@@ -20,22 +20,28 @@ import logging
 from typing import Any
 
 from gateway.config.args import Args, parse_duration
-from gateway.errors import GatewayError
-from gateway.exchange import Exchange, Handler, Response
-from gateway.filters.base import FilterFactory, GatewayFilter, SyncFilter, WrappingFilter
+from gateway.errors import BreakerOpen, GatewayError, from_call_error
+from gateway.exchange import Exchange, Handler, ReplayableSource, ReplayFactory, Response
+from gateway.extension import (
+    BuildContext,
+    FilterFactory,
+    GatewayFilter,
+    InternalForward,
+    SyncFilter,
+    WrappingFilter,
+)
 from gateway.filters.describe import filter_text
 from gateway.filters.status import parse_status
 from gateway.headers import Headers
 from gateway.observability.tracing import Tracing
-from gateway.routing.context import BuildContext
-from gateway.service_runtime import ServiceRuntimes
-from resilience.breaker import BreakerPolicy, CircuitOpen
+from resilience.breaker import Breaker, BreakerPolicy, CircuitOpen
+from resilience.errors import CallError
+from resilience.runtime import ServiceRuntimes
 
 log = logging.getLogger("meshgate.breaker")
 
-# SCG's CIRCUITBREAKER_EXECUTION_EXCEPTION_ATTR: what the fallback route's FallbackHeaders reads.
-EXECUTION_EXCEPTION = "meshgate.circuitbreaker_exception"
-MAX_FORWARDS = 8
+# The most request body kept so that a fallback can be sent it after a failed attempt.
+FALLBACK_MAX_BODY = 1024 * 1024
 
 
 class StatusCodeFailure(GatewayError):
@@ -44,11 +50,6 @@ class StatusCodeFailure(GatewayError):
 
     status = 500
     error = "Internal Server Error"
-
-
-class BreakerOpen(GatewayError):
-    status = 503
-    error = "Service Unavailable"
 
 
 class CircuitBreakerFilter(WrappingFilter):
@@ -62,16 +63,19 @@ class CircuitBreakerFilter(WrappingFilter):
         fallback_text: str | None,
         status_codes: frozenset[int],
         resume_without_error: bool,
-        runtimes: ServiceRuntimes,
-        policy: BreakerPolicy | None,
+        breaker: Breaker | None,
+        forward: InternalForward | None,
+        replay_body: ReplayFactory | None,
     ) -> None:
+        """``breaker`` None, ``forward`` None: built only to validate a file."""
         self.breaker_name = breaker_name
         self._fallback_path = fallback_path
         self._fallback_text = fallback_text
         self._status_codes = status_codes
         self._resume = resume_without_error
-        self._runtimes = runtimes
-        self._policy = policy
+        self._breaker = breaker
+        self._forward = forward
+        self._replay_body = replay_body
 
     def describe(self) -> str:
         return filter_text(
@@ -79,8 +83,11 @@ class CircuitBreakerFilter(WrappingFilter):
         )
 
     def wrap(self, inner: Handler) -> Handler:
-        breaker = self._runtimes.breakers.get(self.breaker_name, self._policy)
+        breaker = self._breaker
+        if breaker is None:
+            raise RuntimeError("CircuitBreaker was built without the gateway's breakers")
         codes = self._status_codes
+        keep_body = self._fallback_path is not None and self._replay_body is not None
 
         def failing(response: Response) -> bool:
             return response.status in codes
@@ -88,28 +95,45 @@ class CircuitBreakerFilter(WrappingFilter):
         async def guarded(exchange: Exchange) -> Response:
             # The state this request met, on its span when it is recorded.
             Tracing.annotate(exchange, "gateway.circuit_breaker.state", breaker.state)
+            replay: ReplayableSource | None = None
+            body = exchange.body
+            if keep_body and body is not None and self._replay_body is not None:
+                # Kept so the fallback can be sent the body the failed attempt consumed.
+                replay = self._replay_body(body, FALLBACK_MAX_BODY)
+                exchange.body = replay
             try:
                 response = await breaker.call(lambda: inner(exchange), failing if codes else None)
             except CircuitOpen as exc:
-                return await self._failed(exchange, BreakerOpen(str(exc) or "circuit open"), None)
+                error = BreakerOpen(str(exc) or "circuit open")
+                return await self._failed(exchange, error, None, replay)
+            except CallError as exc:
+                return await self._failed(exchange, from_call_error(exc), None, replay)
             except GatewayError as exc:
-                return await self._failed(exchange, exc, None)
+                return await self._failed(exchange, exc, None, replay)
             if codes and response.status in codes:
                 failure = StatusCodeFailure(f"upstream answered {response.status}")
                 failure.status = response.status
-                return await self._failed(exchange, failure, response)
+                return await self._failed(exchange, failure, response, replay)
             return response
 
         return guarded
 
     async def _failed(
-        self, exchange: Exchange, error: GatewayError, response: Response | None
+        self,
+        exchange: Exchange,
+        error: GatewayError,
+        response: Response | None,
+        replay: ReplayableSource | None,
     ) -> Response:
-        exchange.attributes[EXECUTION_EXCEPTION] = error
+        exchange.failure = error
         if self._fallback_path is not None:
             if response is not None and not isinstance(response.body, bytes):
                 response.body.abort()  # replaced by the fallback's answer
-            return await self._fallback(exchange)
+            if exchange.body is not None:
+                exchange.body = replay.replay() if replay and replay.replayable else None
+            if self._forward is None:
+                raise GatewayError("fallback dispatch is not available")
+            return await self._forward(self._fallback_path, exchange)
         if self._resume:
             if response is not None and not isinstance(response.body, bytes):
                 response.body.abort()
@@ -117,22 +141,6 @@ class CircuitBreakerFilter(WrappingFilter):
         if response is not None:
             return response  # the failing status, as the upstream sent it
         raise error
-
-    async def _fallback(self, exchange: Exchange) -> Response:
-        dispatch = self._runtimes.dispatch
-        if dispatch is None:
-            raise GatewayError("fallback dispatch is not available")
-        exchange.forwards += 1
-        if exchange.forwards > MAX_FORWARDS:
-            raise GatewayError(f"forward loop: more than {MAX_FORWARDS} internal forwards")
-        assert self._fallback_path is not None
-        exchange.request.path = self._fallback_path
-        exchange.uri_variables = {}
-        body = exchange.body
-        if body is not None and getattr(body, "started", False):
-            replay = getattr(body, "replay", None)
-            exchange.body = replay() if replay is not None and body.replayable else None  # type: ignore[attr-defined]
-        return await dispatch(exchange)
 
 
 class FallbackHeaders(SyncFilter):
@@ -144,8 +152,8 @@ class FallbackHeaders(SyncFilter):
         self._names = names
 
     def pre(self, exchange: Exchange) -> Response | None:
-        error = exchange.attributes.get(EXECUTION_EXCEPTION)
-        if not isinstance(error, BaseException):
+        error = exchange.failure
+        if error is None:
             return None
         type_name, message_name, root_type_name, root_message_name = self._names
         headers = exchange.request.headers
@@ -173,13 +181,12 @@ def _single_line(text: str) -> str:
     return "".join(c if c.isprintable() else " " for c in text)[:512]
 
 
-def _breaker_policy(ctx: BuildContext, runtimes: ServiceRuntimes) -> BreakerPolicy | None:
+def _breaker_policy(ctx: BuildContext, base: BreakerPolicy) -> BreakerPolicy | None:
     metadata: Any = ctx.metadata
     fail_max = metadata.get("breaker-fail-max")
     reset = metadata.get("breaker-reset-timeout")
     if fail_max is None and reset is None:
         return None
-    base = runtimes.settings.breaker
     try:
         fail = int(fail_max) if fail_max is not None else base.fail_max
         reset_s = parse_duration(reset, "ms") if reset is not None else base.reset_timeout
@@ -213,19 +220,23 @@ def _build(args: Args, ctx: BuildContext) -> GatewayFilter:
                 args.fail("statusCodes", str(exc))
     resume = args.bool("resumeWithoutError", False)
     args.finish()
-    runtimes = ctx.runtimes if isinstance(ctx.runtimes, ServiceRuntimes) else ServiceRuntimes()
+    runtimes: ServiceRuntimes | None = ctx.runtimes
+    base = runtimes.settings.breaker if runtimes is not None else BreakerPolicy()
     try:
-        policy = _breaker_policy(ctx, runtimes)
+        policy = _breaker_policy(ctx, base)
     except ValueError as exc:
         args.fail("name", str(exc))
+    # Routes naming the same breaker share it; it outlives reloads in the runtimes.
+    breaker = runtimes.breakers.get(name, policy) if runtimes is not None else None
     return CircuitBreakerFilter(
         name,
         fallback_path=fallback_path,
         fallback_text=fallback,
         status_codes=frozenset(codes),
         resume_without_error=resume,
-        runtimes=runtimes,
-        policy=policy,
+        breaker=breaker,
+        forward=ctx.forward,
+        replay_body=ctx.replay_body,
     )
 
 

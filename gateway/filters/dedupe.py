@@ -7,10 +7,9 @@ from enum import Enum
 
 from gateway.config.args import Args
 from gateway.exchange import Exchange, Response
-from gateway.filters.base import FilterFactory, GatewayFilter, SyncFilter
+from gateway.extension import BuildContext, FilterFactory, GatewayFilter, SyncFilter
 from gateway.filters.describe import filter_text
 from gateway.filters.header_args import check_header_name
-from gateway.routing.context import BuildContext
 
 
 class Strategy(Enum):

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from gateway.config.args import Args
 from gateway.exchange import Exchange, Response
-from gateway.filters.base import FilterFactory, GatewayFilter, SyncFilter
+from gateway.extension import BuildContext, FilterFactory, GatewayFilter, SyncFilter
 from gateway.filters.describe import filter_text, style_value
 from gateway.filters.header_args import header_template
 from gateway.filters.template import Template, escape_header_value
-from gateway.routing.context import BuildContext
 
 
 class PreserveHostHeader(SyncFilter):

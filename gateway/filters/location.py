@@ -8,11 +8,10 @@ from enum import Enum
 
 from gateway.config.args import Args
 from gateway.exchange import Exchange, Response
-from gateway.filters.base import FilterFactory, GatewayFilter, SyncFilter
+from gateway.extension import BuildContext, FilterFactory, GatewayFilter, SyncFilter
 from gateway.filters.describe import filter_text
 from gateway.filters.header_args import check_header_name, check_header_value
-from gateway.routing.context import BuildContext
-from gateway.routing.java_regex import translate_java_regex
+from gateway.patterns.java_regex import translate_java_regex
 
 _VERSIONED_PATH = re.compile(r"^/v\d+/.*", re.DOTALL)
 _HOST_PORT = re.compile(r"[^:/]+(?::\d+)?(?=/)")

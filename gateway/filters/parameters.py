@@ -9,11 +9,10 @@ from urllib.parse import quote, unquote
 
 from gateway.config.args import Args
 from gateway.exchange import Exchange, Response
-from gateway.filters.base import FilterFactory, GatewayFilter, SyncFilter
+from gateway.extension import BuildContext, FilterFactory, GatewayFilter, SyncFilter
 from gateway.filters.describe import filter_text
 from gateway.filters.header_args import value_template
 from gateway.filters.template import Template
-from gateway.routing.context import BuildContext
 
 # Query characters left as they are in added names/values; "&", "=", "+" and "#" are encoded
 # because they would change how the query splits or decodes.

@@ -11,11 +11,10 @@ from collections.abc import Callable
 
 from gateway.config.args import Args
 from gateway.exchange import Exchange, Response
-from gateway.filters.base import FilterFactory, GatewayFilter, SyncFilter
+from gateway.extension import BuildContext, FilterFactory, GatewayFilter, SyncFilter
 from gateway.filters.describe import filter_text
 from gateway.filters.rewrite_args import rewrite_args
 from gateway.filters.template import Template, compile_template, escape_path_value
-from gateway.routing.context import BuildContext
 
 ORIGINAL_PATHS = "original_paths"
 # SCG's GATEWAY_ALREADY_PREFIXED_ATTR: a retried or re-forwarded request is prefixed once.

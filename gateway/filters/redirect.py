@@ -7,11 +7,10 @@ from urllib.parse import urlsplit
 
 from gateway.config.args import Args
 from gateway.exchange import Exchange, Response
-from gateway.filters.base import FilterFactory, GatewayFilter, SyncFilter
+from gateway.extension import BuildContext, FilterFactory, GatewayFilter, SyncFilter
 from gateway.filters.describe import filter_text
 from gateway.filters.status import status_arg
 from gateway.headers import Headers
-from gateway.routing.context import BuildContext
 
 _BAD_URL_CHARS = re.compile(r"[\x00-\x20\x7f]")
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from gateway.config.args import Args, ShortcutType
 from gateway.exchange import Exchange, Response
-from gateway.filters.base import FilterFactory, GatewayFilter, SyncFilter
+from gateway.extension import BuildContext, FilterFactory, GatewayFilter, SyncFilter
 from gateway.filters.describe import filter_text
 from gateway.filters.header_args import (
     check_header_name,
@@ -18,7 +18,6 @@ from gateway.filters.header_args import (
     value_template,
 )
 from gateway.filters.template import Template, escape_header_value
-from gateway.routing.context import BuildContext
 
 
 class AddRequestHeader(SyncFilter):

@@ -8,12 +8,11 @@ from collections.abc import Callable
 
 from gateway.config.args import Args
 from gateway.exchange import Exchange, Response
-from gateway.filters.base import FilterFactory, GatewayFilter, SyncFilter
+from gateway.extension import BuildContext, FilterFactory, GatewayFilter, SyncFilter
 from gateway.filters.describe import filter_text
 from gateway.filters.header_args import header_name, header_template
 from gateway.filters.rewrite_args import rewrite_args
 from gateway.filters.template import Template, escape_header_value
-from gateway.routing.context import BuildContext
 
 
 class AddResponseHeader(SyncFilter):

@@ -1,4 +1,5 @@
-"""Retry: Spring Cloud Gateway's arguments and defaults, on tenacity, with what SCG lacks:
+"""Retry: Spring Cloud Gateway's arguments and defaults, adapted to the call path's budgeted
+retry loop (``resilience.retry``, on tenacity), with what SCG lacks:
 
 - each retry goes to an instance not tried yet, when there is one (the balancer skips the
   instances in the exchange's tried set);
@@ -17,33 +18,28 @@ the status line, and a retried response's body is dropped unread.
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import random
 from collections.abc import Callable
 from typing import Any
 
-import tenacity
-
 from gateway.config.args import Args, parse_bool, parse_duration
-from gateway.engine.replay import ReplayableBody
 from gateway.errors import (
     GatewayError,
     UpstreamConnectError,
     UpstreamProtocolError,
     UpstreamTimeout,
 )
-from gateway.exchange import Exchange, Handler, Request, Response
-from gateway.filters.base import FilterFactory, GatewayFilter, WrappingFilter
+from gateway.exchange import Exchange, Handler, ReplayableSource, ReplayFactory, Request, Response
+from gateway.extension import BuildContext, FilterFactory, GatewayFilter, WrappingFilter
 from gateway.filters.describe import filter_text
 from gateway.filters.status import parse_status
 from gateway.headers import Headers
-from gateway.routing.context import BuildContext
-from gateway.service_runtime import TRIED_INSTANCES, ServiceRuntimes
-from resilience.backoff import Backoff, BackoffWait
+from resilience.backoff import Backoff
+from resilience.retry import Retrier, RetryPolicy
+from resilience.runtime import ServiceRuntimes
 
 log = logging.getLogger("meshgate.retry")
-
-ATTEMPT = "meshgate.retry_attempt"
 
 _SERIES = {
     "INFORMATIONAL": 1,
@@ -90,6 +86,10 @@ class _Snapshot:
 
 
 class Retry(WrappingFilter):
+    """SCG's arguments parsed into two ``resilience.retry.Retrier``s made at load time: one
+    for the listed ``methods`` (statuses, series and exceptions retried) and one for the rest
+    (only a failed connect, where nothing was sent)."""
+
     name = "Retry"
 
     def __init__(
@@ -103,8 +103,10 @@ class Retry(WrappingFilter):
         exception_names: tuple[str, ...],
         backoff: Backoff | None,
         timeout: float | None,
+        rng: random.Random,
+        service: str | None,
         runtimes: ServiceRuntimes | None,
-        max_body: int,
+        replay_body: ReplayFactory | None,
     ) -> None:
         self.retries = retries
         self.statuses = statuses
@@ -114,8 +116,28 @@ class Retry(WrappingFilter):
         self._exception_names = exception_names
         self.backoff = backoff
         self.timeout = timeout
-        self._runtimes = runtimes or ServiceRuntimes()
-        self._max_body = max_body
+        self._service = service
+        # The service's retry budget (None when only validating: nothing is sent then).
+        self._budget = runtimes.get(service).budget if runtimes and service else None
+        self._max_body = runtimes.settings.retry_max_body if runtimes else DEFAULT_MAX_BODY
+        self._replay_body = replay_body
+        events = runtimes.events if runtimes is not None else None
+
+        def listed_error(exc: BaseException) -> bool:
+            return isinstance(exc, exceptions)
+
+        def other_error(exc: BaseException) -> bool:
+            # Nothing was sent on a failed connect: safe to repeat whatever the method.
+            return isinstance(exc, exceptions) and isinstance(exc, UpstreamConnectError)
+
+        def retrier(
+            on_result: Callable[[Response], bool], on_error: Callable[[BaseException], bool]
+        ) -> Retrier[Response]:
+            policy = RetryPolicy(retries, on_result, on_error, backoff, timeout)
+            return Retrier(policy, rng=rng, drop=_drop, events=events, describe=_describe)
+
+        self._listed = retrier(self.retryable_response, listed_error)
+        self._other = retrier(_never, other_error)
 
     def describe(self) -> str:
         return filter_text(
@@ -130,6 +152,9 @@ class Retry(WrappingFilter):
     def retryable_status(self, status: int) -> bool:
         return status in self.statuses or status // 100 in self.series
 
+    def retryable_response(self, response: Response) -> bool:
+        return self.retryable_status(response.status)
+
     def wrap(self, inner: Handler) -> Handler:
         async def retry(exchange: Exchange) -> Response:
             return await self._run(inner, exchange)
@@ -137,125 +162,58 @@ class Retry(WrappingFilter):
         return retry
 
     async def _run(self, inner: Handler, exchange: Exchange) -> Response:
-        method_ok = exchange.request.method in self.methods
         body = exchange.body
-        replay: ReplayableBody | None = None
+        replay: ReplayableSource | None = None
         if body is not None:
-            replay = ReplayableBody(body, self._max_body)
+            if self._replay_body is None:
+                return await inner(exchange)  # nothing can send the body again
+            replay = self._replay_body(body, self._max_body)
             exchange.body = replay
+        retrier = self._listed if exchange.request.method in self.methods else self._other
         snapshot = _Snapshot(exchange)
-        route = exchange.route
-        service = route.uri.service if route is not None else None
-        budget = self._runtimes.get(service).budget if service else None
-        if budget is not None:
-            budget.record_request()
-        tried: set[str] = set()
-        exchange.attributes[TRIED_INSTANCES] = tried
+        exchange.tried = set()
 
-        def should_retry(state: tenacity.RetryCallState) -> bool:
-            outcome = state.outcome
-            if outcome is None or state.attempt_number > self.retries:
-                return False
-            elapsed = state.seconds_since_start
-            if self.timeout is not None and elapsed is not None and elapsed >= self.timeout:
-                return False  # tenacity would stop anyway; don't spend budget on it
-            if outcome.failed:
-                exc = outcome.exception()
-                if not isinstance(exc, self.exceptions):
-                    return False
-                # Nothing was sent on a failed connect: safe to repeat whatever the method.
-                if not method_ok and not isinstance(exc, UpstreamConnectError):
-                    return False
-            else:
-                response: Response = outcome.result()
-                if not method_ok or not self.retryable_status(response.status):
-                    return False
-            if replay is not None and not replay.replayable:
-                return False  # part of a body too large to keep was sent
-            metrics = self._runtimes.metrics
-            if budget is not None and not budget.try_retry():
-                if metrics is not None and service:
-                    metrics.budget_exhausted(service)
-                return False
-            if metrics is not None:
-                metrics.retry(service or "")
-            return True
+        async def attempt(number: int) -> Response:
+            exchange.attempt = number
+            return await inner(exchange)
 
-        def prepare_next(state: tenacity.RetryCallState) -> None:
-            outcome = state.outcome
-            if outcome is not None and not outcome.failed:
-                dropped: Response = outcome.result()
-                if not isinstance(dropped.body, bytes):
-                    dropped.body.abort()  # unread: the connection can't be reused
+        def before_retry(number: int, why: str) -> None:
             log.info(
                 "retrying %s %s (attempt %d of %d) after %s",
                 exchange.request.method,
                 snapshot.path,
-                state.attempt_number + 1,
+                number,
                 self.retries + 1,
-                _outcome_text(state),
+                why,
             )
             snapshot.restore(exchange)
             if replay is not None:
                 exchange.body = replay.replay()
 
-        stop: Any = tenacity.stop_never
-        if self.timeout is not None:
-            stop = tenacity.stop_after_delay(self.timeout)
-        retrying = tenacity.AsyncRetrying(
-            stop=stop,
-            wait=BackoffWait(self.backoff, self._runtimes.rng)
-            if self.backoff is not None
-            else tenacity.wait_none(),
-            retry=_Predicate(should_retry),
-            before_sleep=prepare_next,
-            retry_error_callback=_last_outcome,
-            sleep=asyncio.sleep,
+        return await retrier.run(
+            attempt,
+            service=self._service,
+            budget=self._budget,
+            replay=replay,
+            before_retry=before_retry,
         )
-        last: Response | None = None
-        attempt_number = 0
-        # tenacity's iterator raises the final error itself; when it stops on a response, that
-        # response (``last``) is the answer.
-        async for attempt in retrying:
-            with attempt:
-                attempt_number += 1
-                exchange.attributes[ATTEMPT] = attempt_number
-                try:
-                    last = await inner(exchange)
-                finally:
-                    target = exchange.target
-                    if target is not None and target.instance_id is not None:
-                        tried.add(target.instance_id)
-            outcome = attempt.retry_state.outcome
-            if outcome is not None and not outcome.failed:
-                attempt.retry_state.set_result(last)
-        assert last is not None
-        return last
 
 
-class _Predicate(tenacity.retry_base):
-    def __init__(self, decide: Callable[[tenacity.RetryCallState], bool]) -> None:
-        self._decide = decide
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
-        return self._decide(retry_state)
+# The largest body kept for a retry when no gateway settings say otherwise (validation).
+DEFAULT_MAX_BODY = 1024 * 1024
 
 
-def _last_outcome(state: tenacity.RetryCallState) -> Any:
-    """Out of time or attempts: the last answer stands (a response, or its error)."""
-    outcome = state.outcome
-    assert outcome is not None
-    return outcome.result()
+def _never(response: Response) -> bool:
+    return False
 
 
-def _outcome_text(state: tenacity.RetryCallState) -> str:
-    outcome = state.outcome
-    if outcome is None:
-        return "nothing"
-    if outcome.failed:
-        exc = outcome.exception()
-        return f"{type(exc).__name__}: {exc}"
-    return f"status {outcome.result().status}"
+def _drop(response: Response) -> None:
+    if not isinstance(response.body, bytes):
+        response.body.abort()  # unread: the connection can't be reused
+
+
+def _describe(response: Response) -> str:
+    return f"status {response.status}"
 
 
 def _statuses(args: Args) -> frozenset[int]:
@@ -369,8 +327,6 @@ def _build(args: Args, ctx: BuildContext) -> GatewayFilter:
     args.finish()
     if not statuses and not series and not exceptions:
         args.fail("statuses", "statuses, series and exceptions may not all be empty")
-    runtimes = ctx.runtimes if isinstance(ctx.runtimes, ServiceRuntimes) else None
-    max_body = runtimes.settings.retry_max_body if runtimes is not None else 1024 * 1024
     return Retry(
         retries=retries,
         statuses=statuses,
@@ -380,8 +336,10 @@ def _build(args: Args, ctx: BuildContext) -> GatewayFilter:
         exception_names=names,
         backoff=backoff,
         timeout=timeout,
-        runtimes=runtimes,
-        max_body=max_body,
+        rng=ctx.rng,
+        service=ctx.service,
+        runtimes=ctx.runtimes,
+        replay_body=ctx.replay_body,
     )
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.config.args import Args
-from gateway.routing.java_regex import compile_java_regex, compile_replacement
+from gateway.patterns.java_regex import compile_java_regex, compile_replacement
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 
 from gateway.config.args import Args
 from gateway.exchange import Exchange, Response
-from gateway.filters.base import FilterFactory, GatewayFilter, SyncFilter
+from gateway.extension import BuildContext, FilterFactory, GatewayFilter, SyncFilter
 from gateway.filters.describe import filter_text
 from gateway.filters.header_args import check_header_value
-from gateway.routing.context import BuildContext
 
 
 @dataclass(frozen=True, slots=True)

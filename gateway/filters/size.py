@@ -9,11 +9,10 @@ from collections.abc import Callable
 
 from gateway.config.args import Args
 from gateway.exchange import Exchange, Response
-from gateway.filters.base import FilterFactory, GatewayFilter, SyncFilter
+from gateway.extension import BuildContext, FilterFactory, GatewayFilter, SyncFilter
 from gateway.filters.describe import data_size_text, filter_text
 from gateway.filters.header_args import check_header_name
 from gateway.filters.local_response import json_error
-from gateway.routing.context import BuildContext
 
 ERROR_HEADER = "errorMessage"
 _PREFIXES = "kMGTPE"

@@ -7,9 +7,8 @@ from http import HTTPStatus
 
 from gateway.config.args import Args
 from gateway.exchange import Exchange, Response
-from gateway.filters.base import FilterFactory, GatewayFilter, SyncFilter
+from gateway.extension import BuildContext, FilterFactory, GatewayFilter, SyncFilter
 from gateway.filters.describe import filter_text
-from gateway.routing.context import BuildContext
 
 # Spring's HttpStatus names where they differ from Python's HTTPStatus (both sets accepted).
 _SPRING_NAMES = {

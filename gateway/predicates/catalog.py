@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gateway.extension import PredicateFactory
 from gateway.predicates import (
     cookie,
     datetime,
@@ -13,7 +14,6 @@ from gateway.predicates import (
     remote_addr,
     weight,
 )
-from gateway.predicates.base import PredicateFactory
 
 
 def builtin_predicates() -> dict[str, PredicateFactory]:

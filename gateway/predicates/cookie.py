@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from gateway.config.args import Args
 from gateway.exchange import Exchange
-from gateway.predicates.base import Predicate, PredicateFactory
+from gateway.extension import BuildContext, Predicate, PredicateFactory
 from gateway.predicates.header import Regexp, compile_regexp
-from gateway.routing.context import BuildContext
 
 
 def cookie_values(cookie_headers: list[str], name: str) -> list[str]:

@@ -16,8 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.config.args import Args
 from gateway.exchange import Exchange
-from gateway.predicates.base import Predicate, PredicateFactory
-from gateway.routing.context import BuildContext
+from gateway.extension import BuildContext, Predicate, PredicateFactory
 
 _ZONED = re.compile(r"(?P<local>[^\[\]]+?)(?:\[(?P<zone>[^\[\]]+)\])?")
 _MILLIS = re.compile(r"[+-]?\d+")

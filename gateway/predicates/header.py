@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 from gateway.config.args import Args
 from gateway.exchange import Exchange
-from gateway.predicates.base import Predicate, PredicateFactory
-from gateway.routing.context import BuildContext
-from gateway.routing.java_regex import compile_java_regex
+from gateway.extension import BuildContext, Predicate, PredicateFactory
+from gateway.patterns.java_regex import compile_java_regex
 
 
 @dataclass(frozen=True, slots=True)

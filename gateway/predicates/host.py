@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from gateway.config.args import Args, ShortcutType
 from gateway.exchange import Exchange
-from gateway.predicates.base import Predicate, PredicateFactory
-from gateway.routing.context import BuildContext
-from gateway.routing.host_pattern import HostPattern
+from gateway.extension import BuildContext, Predicate, PredicateFactory
+from gateway.patterns.host_pattern import HostPattern
 
 
 class HostPredicate(Predicate):

@@ -6,8 +6,7 @@ import re
 
 from gateway.config.args import Args, ShortcutType
 from gateway.exchange import Exchange
-from gateway.predicates.base import Predicate, PredicateFactory
-from gateway.routing.context import BuildContext
+from gateway.extension import BuildContext, Predicate, PredicateFactory
 
 # RFC 9110 method = token.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from gateway.config.args import Args, ShortcutType
 from gateway.exchange import Exchange
-from gateway.predicates.base import Predicate, PredicateFactory
-from gateway.routing.context import BuildContext
-from gateway.routing.path_pattern import PathPattern
+from gateway.extension import BuildContext, Predicate, PredicateFactory
+from gateway.patterns.path_pattern import PathPattern
 
 
 class PathPredicate(Predicate):
@@ -31,6 +30,9 @@ class PathPredicate(Predicate):
         if None in keys:
             return None  # some pattern starts with a variable or wildcard
         return frozenset(key for key in keys if key is not None)
+
+    def route_pattern(self) -> str | None:
+        return self.patterns[0].text if self.patterns else None
 
     def describe(self) -> str:
         texts = ", ".join(p.text for p in self.patterns)

@@ -7,9 +7,8 @@ from urllib.parse import unquote_plus
 
 from gateway.config.args import Args
 from gateway.exchange import Exchange
-from gateway.predicates.base import Predicate, PredicateFactory
+from gateway.extension import BuildContext, Predicate, PredicateFactory
 from gateway.predicates.header import Regexp, compile_regexp
-from gateway.routing.context import BuildContext
 
 
 def query_values(query: str, param: str) -> list[str | None]:

@@ -6,8 +6,7 @@ import ipaddress
 
 from gateway.config.args import Args, ShortcutType
 from gateway.exchange import Exchange
-from gateway.predicates.base import Predicate, PredicateFactory
-from gateway.routing.context import BuildContext
+from gateway.extension import BuildContext, Predicate, PredicateFactory
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address

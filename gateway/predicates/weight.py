@@ -6,8 +6,7 @@ from __future__ import annotations
 from gateway.config.args import Args
 from gateway.errors import ConfigError
 from gateway.exchange import Exchange
-from gateway.predicates.base import Predicate, PredicateFactory
-from gateway.routing.context import BuildContext, WeightGroups
+from gateway.extension import BuildContext, Predicate, PredicateFactory, WeightGroups
 
 
 class WeightPredicate(Predicate):

@@ -16,14 +16,18 @@ from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
 from gateway.config.args import Args
-from gateway.config.loader import DocumentLayout, ErrorCollector
+from gateway.config.errors import DocumentLayout, ErrorCollector
 from gateway.config.schema import FilterDefinition, GatewayConfig, PredicateDefinition
 from gateway.config.shortcut import unknown_name
 from gateway.errors import ConfigError
-from gateway.filters.base import FilterFactory, GatewayFilter
-from gateway.predicates.base import Predicate, PredicateFactory
-from gateway.routing.context import BuildContext
-from gateway.routing.metadata import route_policy, route_timeouts
+from gateway.extension import (
+    BuildContext,
+    FilterFactory,
+    GatewayFilter,
+    Predicate,
+    PredicateFactory,
+)
+from gateway.routing.metadata import RoutePolicy, merge_policy, route_policy
 from gateway.routing.route import Route, RouteUri
 
 ContextFactory = Callable[[], BuildContext]
@@ -150,6 +154,9 @@ def collect_routes(
             uri = RouteUri.parse(definition.uri)
         except ConfigError as exc:
             errors.add(exc, label, "uri", key=key)
+        service = uri.service if uri is not None else None
+        if service is not None:
+            ctx = replace(ctx, service=service)
 
         built_predicates: list[Predicate] = []
         for index, predicate_definition in enumerate(definition.predicates):
@@ -169,14 +176,20 @@ def collect_routes(
                 ok = False
                 errors.add(exc, label, f"filters[{index}] ({filter_definition.name})", key=key)
 
+        policy: RoutePolicy | None = None
         try:
-            route_timeouts(definition.metadata)
-            route_policy(definition.metadata)
+            policy = route_policy(definition.metadata)
         except ConfigError as exc:
             ok = False
             errors.add(exc, label, key=key)
+        defaults_of_service = config.service_policies.get(service) if service else None
+        if policy is not None and defaults_of_service:
+            try:
+                policy = route_policy(merge_policy(defaults_of_service, definition.metadata))
+            except ConfigError:
+                ok = False  # the service's own mistake, reported where ``services:`` is read
 
-        if not ok or uri is None or defaults is None:
+        if not ok or uri is None or defaults is None or policy is None:
             continue
         routes.append(
             Route(
@@ -187,6 +200,8 @@ def collect_routes(
                 filters=tuple(scg_filter_order(defaults, own)),
                 metadata=definition.metadata,
                 definition=definition,
+                policy=policy,
+                pattern=next((p for p in (q.route_pattern() for q in built_predicates) if p), None),
             )
         )
     return routes

@@ -13,28 +13,23 @@ fails leaves the running table untouched, so bad config never half-applies.
 from __future__ import annotations
 
 import logging
-import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 from discovery.instance import ServiceInstance
-from gateway.config.loader import read_text
 from gateway.config.schema import (
     FilterDefinition,
     GatewayConfig,
     PredicateDefinition,
     RouteDefinition,
 )
-from gateway.config.validate import validate_document, validate_file
-from gateway.exchange import Handler
-from gateway.filters.base import FilterFactory
-from gateway.predicates.base import PredicateFactory
+from gateway.config.text import read_text
+from gateway.extension import BuildContext, FilterFactory, PredicateFactory
 from gateway.routing.builder import build_routes
-from gateway.routing.context import BuildContext, WeightGroups
 from gateway.routing.route import Route
 from gateway.routing.table import RouteTable
 from gateway.routing.tag_routes import tag_routes
+from gateway.routing.validate import validate_document, validate_file
 
 log = logging.getLogger("meshgate.routes")
 
@@ -85,25 +80,25 @@ class RouteManager:
         self,
         predicates: Mapping[str, PredicateFactory],
         filters: Mapping[str, FilterFactory],
-        compile_route: Callable[[Route], Handler],
+        build_table: Callable[[Sequence[Route]], RouteTable],
         *,
         config_path: str | None,
         locator_enabled: bool,
         tag_routes_enabled: bool = False,
-        rng: random.Random | None = None,
-        runtimes: Any = None,
+        context: Callable[[], BuildContext] = BuildContext,
         on_change: Callable[[RouteSnapshot], None] | None = None,
     ) -> None:
+        """``build_table`` gives built routes their chains (the stack builder); ``context``
+        makes the BuildContext of each build (fresh weight groups, the typed dependencies
+        factories may use)."""
         self._on_change = on_change
         self._predicates = predicates
         self._filters = filters
-        self._compile = compile_route
+        self._build_table = build_table
         self._path = config_path
         self._locator = locator_enabled
         self._tags = tag_routes_enabled
-        self._runtimes = runtimes
-        self._policies: dict[str, Mapping[str, Any]] = {}
-        self._rng = rng or random.Random()
+        self._context = context
         self._file = GatewayConfig(source="<embedded>")
         self._kv: GatewayConfig | None = None
         self._api: dict[str, RouteDefinition] = {}
@@ -150,11 +145,6 @@ class RouteManager:
                 if rid not in merged:
                     out.append(locator_definition(service))
         return out
-
-    def service_policies(self) -> Mapping[str, Mapping[str, Any]]:
-        """Per-service policy defaults from ``services:`` (the KV document's win by name), of
-        the table being compiled."""
-        return self._policies
 
     def referenced_services(self) -> set[str]:
         """``lb://`` services the live table routes to (what discovery must watch)."""
@@ -232,9 +222,6 @@ class RouteManager:
         )
         return config.routes[0]
 
-    def _context(self) -> BuildContext:
-        return BuildContext(rng=self._rng, weights=WeightGroups(self._rng), runtimes=self._runtimes)
-
     def _rebuild(
         self,
         file: GatewayConfig,
@@ -249,7 +236,14 @@ class RouteManager:
             default_filters = file.default_filters
             if kv is not None and kv.default_filters:
                 default_filters = kv.default_filters  # the KV document's, when it sets them
-            combined = replace(file, routes=definitions, default_filters=default_filters)
+            # Per-service policy defaults (``services:``): the KV document's win by name.
+            policies = {**file.service_policies, **(kv.service_policies if kv else {})}
+            combined = replace(
+                file,
+                routes=definitions,
+                default_filters=default_filters,
+                service_policies=policies,
+            )
             routes = build_routes(combined, self._predicates, self._filters, self._context)
             if self._tags:
                 warnings = tag_routes(catalog).warnings
@@ -259,15 +253,8 @@ class RouteManager:
                     self.tag_warnings = warnings
         finally:
             self._file, self._kv, self._api, self._catalog = saved
-        # What compiling reads (``service_policies``): the config being built, not the old one.
-        self._policies = {**file.service_policies, **(kv.service_policies if kv else {})}
-        runtimes = self._runtimes
-        if runtimes is not None:
-            runtimes.begin_build()
-        compiled = [replace(route, handler=self._compile(route)) for route in routes]
-        if runtimes is not None:
-            runtimes.commit_build()
-        self.snapshot = RouteSnapshot(file, RouteTable(compiled))
-        log.info("route table loaded: %d routes", len(compiled))
+        table = self._build_table(routes)
+        self.snapshot = RouteSnapshot(file, table)
+        log.info("route table loaded: %d routes", len(table))
         if self._on_change is not None:
             self._on_change(self.snapshot)

@@ -13,17 +13,16 @@ from gateway.errors import ConfigError
 from resilience.balancer.factory import BalancerSpec, parse_balancer_spec
 
 TIMEOUT_KEYS = ("connect-timeout", "response-timeout")
-
-
-def route_timeouts(metadata: Mapping[str, Any]) -> tuple[float | None, float | None]:
-    """(connect, response) timeouts in seconds, None where the route sets none. A value that
-    is not a positive number of milliseconds is a config error, not a silent default."""
-    connect, response = (_millis(metadata, key) for key in TIMEOUT_KEYS)
-    return connect, response
+_BALANCER_KEYS = ("load-balancer", "hash-on")
 
 
 @dataclass(frozen=True, slots=True)
 class RoutePolicy:
+    """Everything the stack reads from a route's metadata, parsed once when the route is
+    built. A value that is not valid is a config error, never a silent default."""
+
+    connect_timeout: float | None = None  # seconds; None: the gateway's
+    response_timeout: float | None = None
     balancer: BalancerSpec | None = None  # None: the service's default (round robin)
     max_concurrent: int | None = None  # per service (the bulkhead)
     max_per_instance: int | None = None
@@ -59,7 +58,20 @@ def _millis(metadata: Mapping[str, Any], key: str) -> float | None:
     return millis / 1000.0
 
 
+def merge_policy(service: Mapping[str, Any], route: Mapping[str, Any]) -> dict[str, Any]:
+    """A route's own settings win over its service's (``services:``); the balancer (policy
+    and hash key) is taken whole from one side, so a route choosing round_robin drops the
+    service's hash key."""
+    merged = dict(service)
+    if any(key in route for key in _BALANCER_KEYS):
+        for key in _BALANCER_KEYS:
+            merged.pop(key, None)
+    merged.update(route)
+    return merged
+
+
 def route_policy(metadata: Mapping[str, Any]) -> RoutePolicy:
+    connect, response = (_millis(metadata, key) for key in TIMEOUT_KEYS)  # SCG's, checked first
     balancer: BalancerSpec | None = None
     policy = metadata.get("load-balancer")
     hash_on = metadata.get("hash-on")
@@ -72,6 +84,8 @@ def route_policy(metadata: Mapping[str, Any]) -> RoutePolicy:
         except ValueError as exc:
             raise ConfigError(f"metadata load-balancer: {exc}") from exc
     return RoutePolicy(
+        connect_timeout=connect,
+        response_timeout=response,
         balancer=balancer,
         max_concurrent=_positive_int(metadata, "max-concurrent"),
         max_per_instance=_positive_int(metadata, "max-concurrent-per-instance"),

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 from gateway.config.schema import RouteDefinition
 from gateway.errors import ConfigError
 from gateway.exchange import Handler
-from gateway.filters.base import GatewayFilter
-from gateway.predicates.base import Predicate
+from gateway.extension import GatewayFilter, Predicate
+from gateway.routing.metadata import RoutePolicy
 
 _SCHEMES = {"http", "https", "ws", "wss", "lb", "forward"}
 
@@ -91,5 +91,9 @@ class Route:
     filters: tuple[GatewayFilter, ...]
     metadata: Mapping[str, Any]
     definition: RouteDefinition
-    # The compiled chain: route filters → ... → forwarder. Set by the builder.
+    # The route's metadata merged over its service's policy (``services:``), parsed once.
+    policy: RoutePolicy = field(default_factory=RoutePolicy)
+    # The first Path pattern, for ``http.route`` on spans.
+    pattern: str | None = None
+    # The compiled chain (``stack.RouteStack.build``), set once the table is assembled.
     handler: Handler = field(repr=False, default=None)  # type: ignore[assignment]

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from gateway.errors import ConfigError
 from gateway.exchange import Exchange
-from gateway.routing.path_pattern import first_segment_of
+from gateway.patterns.path_pattern import first_segment_of
 from gateway.routing.route import Route
 
 _Test = Callable[[Exchange], bool]

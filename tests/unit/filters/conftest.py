@@ -15,10 +15,9 @@ from gateway.config.args import (
     split_shortcut,
 )
 from gateway.exchange import Exchange, Request
-from gateway.filters.base import GatewayFilter, SyncFilter
+from gateway.extension import BuildContext, GatewayFilter, SyncFilter
 from gateway.filters.catalog import builtin_filters
 from gateway.headers import Headers
-from gateway.routing.context import BuildContext
 
 BuildFilter = Callable[..., SyncFilter]
 MakeExchange = Callable[..., Exchange]

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from gateway.errors import ConfigError
-from gateway.filters.base import SyncFilter
+from gateway.extension import SyncFilter
 
 BuildFilter = Callable[..., SyncFilter]
 

@@ -6,7 +6,7 @@ import pytest
 
 from gateway.errors import GatewayError
 from gateway.exchange import Exchange, Response
-from gateway.filters.base import SyncFilter
+from gateway.extension import SyncFilter
 from gateway.headers import Headers
 
 BuildFilter = Callable[..., SyncFilter]

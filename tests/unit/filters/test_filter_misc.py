@@ -4,7 +4,7 @@ import json
 from collections.abc import Callable
 
 from gateway.exchange import Exchange, Response
-from gateway.filters.base import SyncFilter
+from gateway.extension import SyncFilter
 from gateway.filters.catalog import builtin_filters
 from gateway.filters.secure_headers import HEADERS
 from gateway.filters.size import readable_byte_count

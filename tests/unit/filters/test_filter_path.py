@@ -6,10 +6,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.exchange import Exchange, Request
-from gateway.filters.base import SyncFilter
+from gateway.extension import SyncFilter
 from gateway.filters.path import RewritePath
 from gateway.headers import Headers
-from gateway.routing.java_regex import compile_java_regex, compile_replacement
+from gateway.patterns.java_regex import compile_java_regex, compile_replacement
 
 BuildFilter = Callable[..., SyncFilter]
 MakeExchange = Callable[..., Exchange]

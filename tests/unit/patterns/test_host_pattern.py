@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.routing.host_pattern import HostPattern, split_host_port
+from gateway.patterns.host_pattern import HostPattern, split_host_port
 
 
 @pytest.mark.parametrize(

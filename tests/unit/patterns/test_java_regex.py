@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.routing.java_regex import compile_java_regex, compile_replacement
+from gateway.patterns.java_regex import compile_java_regex, compile_replacement
 
 
 def java_replace_all(regexp: str, replacement: str, text: str) -> str:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.routing.path_pattern import PathPattern
+from gateway.patterns.path_pattern import PathPattern
 
 
 def match(pattern: str, path: str, trailing: bool = True) -> dict[str, str] | None:

@@ -11,10 +11,9 @@ import pytest
 
 from gateway.config.args import Args, normalize_expanded, normalize_shortcut, split_shortcut
 from gateway.exchange import Exchange, Request
+from gateway.extension import BuildContext, Predicate
 from gateway.headers import Headers
-from gateway.predicates.base import Predicate
 from gateway.predicates.catalog import builtin_predicates
-from gateway.routing.context import BuildContext
 
 BuildPredicate = Callable[..., Predicate]
 MakeExchange = Callable[..., Exchange]

@@ -7,9 +7,8 @@ import pytest
 
 from gateway.errors import ConfigError
 from gateway.exchange import Exchange
+from gateway.extension import BuildContext, Predicate
 from gateway.predicates import datetime as dtp
-from gateway.predicates.base import Predicate
-from gateway.routing.context import BuildContext
 
 Build = Callable[..., Predicate]
 Make = Callable[..., Exchange]

@@ -6,9 +6,9 @@ import pytest
 
 from gateway.errors import ConfigError
 from gateway.exchange import Exchange
+from gateway.extension import Predicate
+from gateway.patterns.java_regex import compile_java_regex
 from gateway.predicates import header
-from gateway.predicates.base import Predicate
-from gateway.routing.java_regex import compile_java_regex
 
 Build = Callable[..., Predicate]
 Make = Callable[..., Exchange]

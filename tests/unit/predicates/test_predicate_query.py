@@ -6,8 +6,8 @@ import pytest
 
 from gateway.errors import ConfigError
 from gateway.exchange import Exchange
+from gateway.extension import Predicate
 from gateway.predicates import query
-from gateway.predicates.base import Predicate
 
 Build = Callable[..., Predicate]
 Make = Callable[..., Exchange]

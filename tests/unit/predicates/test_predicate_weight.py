@@ -7,9 +7,8 @@ import pytest
 
 from gateway.errors import ConfigError
 from gateway.exchange import Exchange
+from gateway.extension import BuildContext, Predicate, WeightGroups
 from gateway.predicates import weight
-from gateway.predicates.base import Predicate
-from gateway.routing.context import BuildContext, WeightGroups
 
 Build = Callable[..., Predicate]
 Make = Callable[..., Exchange]

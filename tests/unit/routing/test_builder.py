@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gateway.config.args import Args, ShortcutType
-from gateway.config.loader import ConfigErrors
+from gateway.config.errors import ConfigErrors
 from gateway.config.schema import (
     FilterDefinition,
     GatewayConfig,
@@ -18,11 +18,17 @@ from gateway.config.schema import (
     RouteDefinition,
 )
 from gateway.exchange import Exchange, Request
-from gateway.filters.base import FilterFactory, GatewayFilter, SyncFilter
+from gateway.extension import (
+    BuildContext,
+    FilterFactory,
+    GatewayFilter,
+    Predicate,
+    PredicateFactory,
+    SyncFilter,
+    WeightGroups,
+)
 from gateway.headers import Headers
-from gateway.predicates.base import Predicate, PredicateFactory
 from gateway.routing.builder import build_routes, scg_filter_order
-from gateway.routing.context import BuildContext, WeightGroups
 
 
 class Recorded(Predicate):

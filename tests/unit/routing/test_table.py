@@ -7,8 +7,8 @@ import pytest
 from gateway.config.schema import RouteDefinition
 from gateway.errors import ConfigError
 from gateway.exchange import Exchange, Request
+from gateway.extension import Predicate
 from gateway.headers import Headers
-from gateway.predicates.base import Predicate
 from gateway.routing.route import Route, RouteUri
 from gateway.routing.table import RouteTable
 

@@ -1,0 +1,209 @@
+"""The extension API: what a predicate or filter factory is given and what it must return.
+
+Built-in predicates and filters and third-party ones (registered through the
+``meshgate.predicates`` / ``meshgate.filters`` entry-point groups) use exactly this module, so
+they share argument parsing (``Args``), shortcut forms (``ShortcutType``), located config errors
+(raise ``ConfigError`` or call ``args.fail``) and the actuator's description text.
+
+Two filter shapes:
+- ``SyncFilter``: edits the request before forwarding and/or the response after it, with no
+  await. The stack folds a run of them into one layer (pres in order, the inner handler, posts
+  in reverse), because a coroutine hop per filter would cost more than the work.
+- ``WrappingFilter``: must await (rate limit, breaker, retry), so it becomes a layer of its own
+  around the rest of the route's chain.
+
+This module sits below routing and above config: it imports only config, the exchange and
+``resilience`` (the typed dependencies a factory may use).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.config.args import Args, ShortcutType
+from gateway.errors import ConfigError
+from gateway.exchange import Exchange, Handler, ReplayFactory, Request, Response
+from gateway.headers import Headers
+from resilience.runtime import ServiceRuntimes
+
+__all__ = [
+    "Args",
+    "BuildContext",
+    "ConfigError",
+    "Exchange",
+    "FilterFactory",
+    "GatewayFilter",
+    "Handler",
+    "Headers",
+    "InternalForward",
+    "Predicate",
+    "PredicateFactory",
+    "Request",
+    "Response",
+    "ShortcutType",
+    "SyncFilter",
+    "WeightGroups",
+    "WrappingFilter",
+]
+
+
+# -- predicates ------------------------------------------------------------------------------------
+class Predicate(ABC):
+    """Tests a request. Must be cheap and synchronous: it runs for every candidate route.
+
+    A predicate that captures template variables (Path, Host) writes them into
+    ``exchange.uri_variables`` only when it returns True.
+    """
+
+    @abstractmethod
+    def test(self, exchange: Exchange) -> bool: ...
+
+    def path_keys(self) -> frozenset[str] | None:
+        """First path segments outside which this predicate can never hold, or None when it
+        does not constrain the path. Lets the route table index routes by path."""
+        return None
+
+    def route_pattern(self) -> str | None:
+        """A low-cardinality name for what the route matches (``http.route`` on spans): the
+        Path predicate's first pattern; None for predicates that don't name one."""
+        return None
+
+    @abstractmethod
+    def describe(self) -> str:
+        """The text SCG's actuator shows for this predicate, e.g. ``Paths: [/a/**], match
+        trailing slash: true``."""
+
+
+@dataclass(frozen=True, slots=True)
+class PredicateFactory:
+    """``name`` is what route config writes (``Path=...``); ``shortcut_fields`` name the
+    shortcut form's positional values, as SCG's ``shortcutFieldOrder``."""
+
+    name: str
+    shortcut_fields: tuple[str, ...]
+    build: Callable[[Args, BuildContext], Predicate]
+    shortcut_type: ShortcutType = ShortcutType.DEFAULT
+
+
+# -- filters ---------------------------------------------------------------------------------------
+class GatewayFilter(ABC):
+    name: str = ""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """The text SCG's actuator shows, e.g. ``[AddRequestHeader X-Request-red = 'blue']``."""
+
+
+class SyncFilter(GatewayFilter):
+    """Override ``pre`` and/or ``post``. ``pre`` may return a Response to answer the request
+    without forwarding it (later filters and the upstream are skipped; posts of the filters whose
+    pre already ran still see the response)."""
+
+    def pre(self, exchange: Exchange) -> Response | None:
+        return None
+
+    def post(self, exchange: Exchange, response: Response) -> None:
+        return None
+
+    @property
+    def has_pre(self) -> bool:
+        return type(self).pre is not SyncFilter.pre
+
+    @property
+    def has_post(self) -> bool:
+        return type(self).post is not SyncFilter.post
+
+
+class WrappingFilter(GatewayFilter):
+    """Wraps the rest of the route's chain: ``await inner(exchange)`` runs it."""
+
+    @abstractmethod
+    def wrap(self, inner: Handler) -> Handler: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FilterFactory:
+    name: str
+    shortcut_fields: tuple[str, ...]
+    build: Callable[[Args, BuildContext], GatewayFilter]
+    shortcut_type: ShortcutType = ShortcutType.DEFAULT
+
+
+# -- what factories are given ----------------------------------------------------------------------
+class WeightGroups:
+    """SCG's Weight predicate: per request, one route of each group is chosen at random in
+    proportion to the weights, and only that route's Weight predicate matches.
+
+    The choice is made lazily (only when a Weight predicate is evaluated) and cached on the
+    exchange so every route of the group sees the same choice.
+    """
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+        self._groups: dict[str, list[tuple[str, int]]] = {}
+        self._cumulative: dict[str, tuple[list[float], list[str]]] = {}
+
+    def register(self, group: str, route_id: str, weight: int) -> None:
+        self._groups.setdefault(group, []).append((route_id, weight))
+        self._cumulative.pop(group, None)
+
+    def _table(self, group: str) -> tuple[list[float], list[str]]:
+        table = self._cumulative.get(group)
+        if table is None:
+            members = self._groups.get(group, [])
+            total = sum(w for _, w in members) or 1
+            bounds: list[float] = []
+            acc = 0.0
+            for _, w in members:
+                acc += w / total
+                bounds.append(acc)
+            table = (bounds, [rid for rid, _ in members])
+            self._cumulative[group] = table
+        return table
+
+    def chosen(self, group: str, exchange: Exchange) -> str | None:
+        choices = exchange.weight_choices
+        if choices is None:
+            choices = exchange.weight_choices = {}
+        if group in choices:
+            return choices[group]
+        bounds, ids = self._table(group)
+        pick: str | None = None
+        if ids:
+            r = self._rng.random()
+            pick = ids[-1]
+            for bound, rid in zip(bounds, ids, strict=True):
+                if r < bound:
+                    pick = rid
+                    break
+        choices[group] = pick
+        return pick
+
+
+@dataclass(slots=True)
+class BuildContext:
+    """Handed to every factory. ``route_id`` and ``metadata`` are the route being built."""
+
+    rng: random.Random = field(default_factory=random.Random)
+    now: Callable[[], float] = time.time
+    route_id: str = ""
+    weights: WeightGroups = field(default_factory=lambda: WeightGroups(random.Random()))
+    known_services: frozenset[str] = frozenset()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    # The ``lb://`` service the route sends to (None: a fixed URI or forward:).
+    service: str | None = None
+    # What the running gateway gives filters that call upstreams again or elsewhere (Retry,
+    # CircuitBreaker); all None when a file is only being validated.
+    runtimes: ServiceRuntimes | None = None  # per-service budgets, breakers, settings
+    replay_body: ReplayFactory | None = None  # keeps a request body for another attempt
+    forward: InternalForward | None = None  # dispatches again inside the gateway
+
+
+InternalForward = Callable[[str, Exchange], Awaitable[Response]]
+"""``forward(path, exchange)``: routes the exchange again at ``path`` inside the gateway (a
+``forward:`` URI, a CircuitBreaker fallback), bounded against loops."""

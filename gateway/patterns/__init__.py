@@ -1,0 +1,1 @@
+"""Route-language patterns: SCG path and host patterns, Java regex translation."""
