@@ -16,11 +16,11 @@ import sys
 import time
 from collections.abc import Callable
 
-from gateway.config.validate import validate_file
+from gateway import plugins
 from gateway.errors import ConfigError
-from gateway.filters.catalog import builtin_filters
 from gateway.observability import multiprocess
-from gateway.predicates.catalog import builtin_predicates
+from gateway.plugins import Factories
+from gateway.routing.validate import validate_file
 from gateway.settings import Settings
 
 log = logging.getLogger("meshgate.supervisor")
@@ -41,16 +41,21 @@ def _spawn(index: int, worker: Callable[[int], int]) -> int:
     return pid
 
 
-def supervise(settings: Settings, worker: Callable[[int], int]) -> int:
+def supervise(
+    settings: Settings, worker: Callable[[int], int], *, factories: Factories | None = None
+) -> int:
+    """``factories``: the ones the workers run with (discovered here when not given)."""
     if settings.port == 0:
         print("meshgate: GATEWAY_WORKERS > 1 needs a fixed GATEWAY_PORT", file=sys.stderr)
         return 2
-    if settings.config:
-        try:  # fail fast in one place instead of N workers failing at once
-            validate_file(settings.config, builtin_predicates(), builtin_filters())
-        except ConfigError as exc:
-            print(str(exc), file=sys.stderr)
-            return 2
+    try:  # fail fast in one place instead of N workers failing at once
+        if factories is None:
+            factories = plugins.factories()
+        if settings.config:
+            validate_file(settings.config, factories.predicates, factories.filters)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
     stopping = False
     pending: list[int] = []
 
