@@ -17,7 +17,7 @@ from gateway.config.loader import parse_text
 from gateway.engine.framing import serialize_headers, status_line
 from gateway.engine.pool import ConnectionPool, PoolSettings
 from gateway.exchange import Exchange, Request, Target
-from gateway.filters.base import SyncFilter
+from gateway.extension import SyncFilter
 from gateway.filters.catalog import builtin_filters
 from gateway.forwarded import ForwardedHeaders
 from gateway.forwarder import Forwarder
@@ -28,8 +28,8 @@ from gateway.observability.observer import RequestObserver
 from gateway.predicates.catalog import builtin_predicates
 from gateway.routing.builder import build_routes
 from gateway.routing.table import RouteTable
-from gateway.service_runtime import AttemptHooks, ServiceRuntimes
 from resilience.balancer.round_robin import RoundRobin
+from resilience.runtime import AttemptHooks, ServiceRuntimes
 
 REQUEST = (
     b"GET /svc99/items/42?page=2 HTTP/1.1\r\nHost: bench.example\r\nUser-Agent: wrk\r\n"
@@ -120,7 +120,7 @@ def measure() -> list[LayerCost]:
     observer = RequestObserver(metrics, access_log, None)
     runtime = ServiceRuntimes().get("bench")
     hooks = AttemptHooks(runtime, lambda: 2)
-    picked = Target("127.0.0.1", 9001, False, "i0", "bench")
+    picked = instances[0]
 
     def observe() -> None:
         exchange = _exchange("/svc99/items/42")
@@ -131,9 +131,9 @@ def measure() -> list[LayerCost]:
 
     def resilience_accounting() -> None:
         runtime.outlier.available(instances)
-        entered = hooks.begin(picked)
-        hooks.outcome(picked, 200)
-        hooks.release(picked, entered)
+        entered = hooks.begin(picked.instance_id)
+        hooks.outcome(picked.instance_id, True)
+        hooks.release(picked.instance_id, entered)
 
     baseline = _us(partial(_exchange, "/svc99/items/42"))
     return [

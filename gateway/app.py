@@ -6,15 +6,11 @@ Nothing else wires objects together; every resource created here is closed in ``
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import random
-import signal
 import socket
-import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -30,31 +26,32 @@ from discovery.registration import Registration, SelfRegistration, default_servi
 from discovery.registry import ServiceRegistry
 from discovery.static import StaticRegistry
 from gateway import __version__
-from gateway.config.validate import ConfigErrors
+from gateway.config.errors import ConfigErrors
+from gateway.dispatch import Dispatcher, error_response
+from gateway.engine.listener import ServerLimits, ServerState
 from gateway.engine.pool import ConnectionPool, PoolSettings
-from gateway.engine.server import HttpServerProtocol, ServerLimits, ServerState
+from gateway.engine.replay import ReplayableBody
+from gateway.engine.server import HttpServerProtocol
 from gateway.errors import ConfigError
-from gateway.filters.catalog import builtin_filters
+from gateway.extension import BuildContext, WeightGroups
 from gateway.forwarded import ForwardedHeaders
 from gateway.forwarder import Forwarder
 from gateway.management.actuator import build_management_app
+from gateway.management.view import KvRead
 from gateway.observability.access_log import AccessLog
-from gateway.observability.logs import configure_logging
 from gateway.observability.metrics import Metrics
 from gateway.observability.observer import RequestObserver
 from gateway.observability.tracing import Tracing, TracingSettings
-from gateway.pipeline import Dispatcher, error_response
-from gateway.predicates.catalog import builtin_predicates
+from gateway.plugins import Factories
 from gateway.request_id import request_id_factory
 from gateway.routing.manager import RouteManager, RouteSnapshot, instances_of
 from gateway.routing.table import RouteTable
-from gateway.service_runtime import RuntimeSettings, ServiceRuntimes
-from gateway.settings import Settings, load_settings
-from resilience.balancer.factory import BalancerSpec, make_balancer
+from gateway.settings import Settings
+from gateway.stack import RouteStack
 from resilience.breaker import BreakerPolicy
 from resilience.budget import BudgetPolicy
-from resilience.endpoint import EndpointBalancer
 from resilience.outlier import OutlierPolicy
+from resilience.runtime import RuntimeSettings, ServiceRuntimes
 
 log = logging.getLogger("meshgate")
 
@@ -67,7 +64,18 @@ TRACING_FLUSH = 5.0
 class Gateway:
     """One worker's gateway: the proxy listener, the management listener and what they share."""
 
-    def __init__(self, settings: Settings, *, worker: int = 0, rng: random.Random | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        factories: Factories,
+        *,
+        worker: int = 0,
+        rng: random.Random | None = None,
+        on_refresh: Callable[[], None] | None = None,
+    ) -> None:
+        """``factories``: the predicate and filter factories routes may name (built-ins and
+        plugins, ``gateway.plugins.factories``). ``on_refresh``: called after a reload this
+        worker was asked for (the supervisor then reloads its siblings)."""
         self.settings = settings
         self.worker = worker
         self._rng = rng or random.Random()
@@ -95,7 +103,23 @@ class Gateway:
         self.kv_watch: BlockingWatch[bytes | None] | None = None
         self.kv_applied = False
         self.registration: SelfRegistration | None = None
-        self._balancers: dict[tuple[str, BalancerSpec | None], EndpointBalancer] = {}
+        self.pool = ConnectionPool(
+            PoolSettings(
+                connect_timeout=settings.connect_timeout,
+                idle_timeout=settings.upstream_idle_timeout,
+            )
+        )
+        try:
+            tracing_settings = TracingSettings.from_env(os.environ, settings.service_name)
+        except ValueError as exc:
+            raise ConfigError(str(exc), "environment") from exc
+        self.tracing = Tracing(tracing_settings, rng=self._rng)
+        self.metrics = Metrics(state=self._state_metrics)
+        # Small batches: the writer thread formats a batch holding the GIL, and a long hold
+        # shows up in the request tail (1,024 lines held it ~1.7 ms).
+        self.access_log = AccessLog(enabled=settings.access_log, batch_size=128)
+        counting = self.metrics if settings.metrics else None
+        self.observer = RequestObserver(counting, self.access_log, self.tracing)
         self.runtimes = ServiceRuntimes(
             RuntimeSettings(
                 outlier=OutlierPolicy(
@@ -116,47 +140,33 @@ class Gateway:
             ),
             rng=self._rng,
             on_breaker_change=_log_breaker_change,
+            events=counting,
         )
-        self.pool = ConnectionPool(
-            PoolSettings(
-                connect_timeout=settings.connect_timeout,
-                idle_timeout=settings.upstream_idle_timeout,
-            )
-        )
-        try:
-            tracing_settings = TracingSettings.from_env(os.environ, settings.service_name)
-        except ValueError as exc:
-            raise ConfigError(str(exc), "environment") from exc
-        self.tracing = Tracing(tracing_settings, rng=self._rng)
-        self.metrics = Metrics(state=self._state_metrics)
-        # Small batches: the writer thread formats a batch holding the GIL, and a long hold
-        # shows up in the request tail (1,024 lines held it ~1.7 ms).
-        self.access_log = AccessLog(enabled=settings.access_log, batch_size=128)
-        counting = self.metrics if settings.metrics else None
-        self.observer = RequestObserver(counting, self.access_log, self.tracing)
-        self.runtimes.metrics = counting
         forwarder = Forwarder(
             self.pool,
             ForwardedHeaders(settings.trusted_proxies),
             response_timeout=settings.response_timeout,
             observer=self.observer,
         )
-        self.dispatcher = Dispatcher(
-            RouteTable(()), self.registry, self._balancer_for, forwarder, self.runtimes
+        self.dispatcher = Dispatcher(RouteTable(()))
+        self.stack = RouteStack(
+            registry=self.registry,
+            forwarder=forwarder,
+            runtimes=self.runtimes,
+            forward=self.dispatcher.forward,
+            rng=self._rng,
+            local_zone=settings.zone,
         )
-        self.runtimes.dispatch = self.dispatcher.dispatch
         self.routes = RouteManager(
-            builtin_predicates(),
-            builtin_filters(),
-            self.dispatcher.compile,
+            factories.predicates,
+            factories.filters,
+            self.stack.table,
             config_path=settings.config,
             locator_enabled=settings.discovery_locator_enabled,
             tag_routes_enabled=self.consul is not None and settings.tag_routes,
-            rng=self._rng,
-            runtimes=self.runtimes,
+            context=self._build_context,
             on_change=self._routes_changed,
         )
-        self.dispatcher.service_policies = self.routes.service_policies
         self.state = ServerState(
             self.dispatcher,
             error_response,
@@ -175,33 +185,25 @@ class Gateway:
         self._management: web.AppRunner | None = None
         self.port = settings.port
         self.management_port = settings.management_port
-        self.on_refresh: Callable[[], None] | None = None
+        self._on_refresh = on_refresh
 
-    def _balancer_for(self, service: str, spec: BalancerSpec | None) -> EndpointBalancer:
-        """One balancer per service and policy, kept across reloads (weighted and round-robin
-        positions, hash rings survive a route change)."""
-        balancer = self._balancers.get((service, spec))
-        if balancer is None:
-            balancer = make_balancer(
-                spec or BalancerSpec(),
-                rng=self._rng,
-                active=self.runtimes.get(service).active,
-                local_zone=self.settings.zone,
-            )
-            self._balancers[(service, spec)] = balancer
-        return balancer
+    def _build_context(self) -> BuildContext:
+        """What factories get for one build of the route table: fresh weight groups and the
+        gateway's typed dependencies."""
+        return BuildContext(
+            rng=self._rng,
+            weights=WeightGroups(self._rng),
+            runtimes=self.runtimes,
+            replay_body=ReplayableBody,
+            forward=self.dispatcher.forward,
+        )
 
     def _flush_metrics(self, loop: asyncio.AbstractEventLoop) -> None:
         """Every second: counters to the collectors, and outlier state trimmed to the
         instances each service still has (departed ones must not hold ejection slots)."""
         self.metrics.flush()
         for name, runtime in self.runtimes.known().items():
-            if self.static.has(name):
-                members = self.static.instances(name)
-            elif self.consul is not None:
-                members = self.consul.watched_instances(name)
-            else:
-                continue  # a fixed http:// target: nothing comes or goes
+            members = self.registry.known_instances(name)  # a fixed http:// target: none
             runtime.outlier.retain({i.instance_id for i in members})
         self._metrics_timer = loop.call_later(METRICS_FLUSH, self._flush_metrics, loop)
 
@@ -225,13 +227,8 @@ class Gateway:
             "meshgate_instances", "Routable instances per service.", labels=["service"]
         )
         for service in self.registry.services():
-            if self.static.has(service):
-                count = len(self.static.instances(service))
-            elif self.consul is not None:
-                count = len(self.consul.watched_instances(service))  # no watch started here
-            else:
-                count = 0
-            instances.add_metric([service], count)
+            # No watch is started here (``instances`` would start one for an unknown name).
+            instances.add_metric([service], len(self.registry.known_instances(service)))
         for service, runtime in self.runtimes.known().items():
             ejected.add_metric([service], len(runtime.outlier.ejected()))
         yield ejected
@@ -255,7 +252,7 @@ class Gateway:
         try:
             self.routes.set_catalog(self._route_catalog(catalog))
         except ConfigError as exc:
-            message = _format_config_error(exc)
+            message = format_config_error(exc)
             self.routes.last_error = message
             log.error("routes from the Consul catalog rejected, keeping the previous:\n%s", message)
 
@@ -264,13 +261,39 @@ class Gateway:
         try:
             self.routes.load_kv(data, f"consul:{key}")
         except ConfigError as exc:
-            message = _format_config_error(exc)
+            message = format_config_error(exc)
             self.routes.last_error = message
             log.error("route document in Consul KV rejected, keeping the previous:\n%s", message)
             return
         self.kv_applied = True
         self.routes.last_error = None
         log.info("routes from Consul KV %r applied", key)
+
+    # -- what the management port reads (``management.view.ManagementView``) -----------------
+    @property
+    def serving(self) -> bool:
+        return self.ready
+
+    @property
+    def table(self) -> RouteTable:
+        return self.dispatcher.table
+
+    def membership(self) -> dict[str, Any]:
+        details: dict[str, Any] = {}
+        if self.kv_watch is not None:
+            state = self.kv_watch.state
+            details["routesKey"] = {
+                "key": self.settings.consul_routes_key,
+                "loaded": state.loaded,
+                "error": state.last_error,
+            }
+        if self.registration is not None:
+            details["registration"] = {
+                "serviceId": self.registration.registration.service_id,
+                "registered": self.registration.registered,
+                "error": self.registration.last_error,
+            }
+        return details
 
     @property
     def discovery_ready(self) -> bool:
@@ -298,7 +321,7 @@ class Gateway:
             merged.pop(self.settings.service_name, None)
         return merged
 
-    def refresh(self, kv: KvRead | None = None) -> str | None:
+    def refresh(self, kv: KvRead | None = None, *, notify: bool = True) -> str | None:
         """Re-read the route file, and apply the KV route document ``kv`` freshly read from
         Consul when given. On error keep the running config and return the error."""
         try:
@@ -306,12 +329,12 @@ class Gateway:
             if kv is not None:
                 self.routes.load_kv(kv.data, f"consul:{self.settings.consul_routes_key}")
         except ConfigError as exc:
-            message = _format_config_error(exc)
+            message = format_config_error(exc)
             self.routes.last_error = message
             log.error("route reload rejected, keeping the previous routes:\n%s", message)
             return message
-        if self.on_refresh is not None:
-            self.on_refresh()
+        if notify and self._on_refresh is not None:
+            self._on_refresh()
         return None
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -455,11 +478,6 @@ class Gateway:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class KvRead:
-    data: bytes | None  # None: the key does not exist (no KV routes)
-
-
 def _advertise_address(settings: Settings, consul: ConsulRegistry | None) -> str:
     """The proxy's own address when it listens on one; otherwise the local address this
     host uses to reach the Consul agent (what the agent will see, and can check)."""
@@ -479,94 +497,7 @@ def _log_breaker_change(name: str, old: str, new: str) -> None:
     log.log(level, "circuit breaker %r: %s -> %s", name, old, new)
 
 
-def _format_config_error(exc: ConfigError) -> str:
+def format_config_error(exc: ConfigError) -> str:
     if isinstance(exc, ConfigErrors):
         return "\n".join(str(e) for e in exc)
     return str(exc)
-
-
-async def serve(settings: Settings, *, worker: int = 0, reuse_port: bool = False) -> int:
-    try:
-        gateway = Gateway(settings, worker=worker)
-        gateway.load()
-    except ConfigError as exc:
-        print(_format_config_error(exc), file=sys.stderr)
-        return 2
-    if reuse_port and settings.workers > 1:
-        # Tell the supervisor, which tells every worker, so all of them reload together.
-        gateway.on_refresh = lambda: os.kill(os.getppid(), signal.SIGHUP)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: _reload_quietly(gateway))
-    await gateway.start(reuse_port=reuse_port, management=worker == 0)
-    tune_gc()
-    await stop.wait()
-    log.info("shutting down worker %d", worker)
-    await gateway.stop()
-    return 0
-
-
-def _reload_quietly(gateway: Gateway) -> None:
-    hook, gateway.on_refresh = gateway.on_refresh, None  # no echo back to the supervisor
-    try:
-        gateway.refresh()
-    finally:
-        gateway.on_refresh = hook
-
-
-def raise_open_files_limit() -> None:
-    """A gateway holds two sockets per proxied connection: take the hard limit on open files
-    as the soft one (as nginx's worker_rlimit_nofile would), instead of the shell's 1024."""
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not on this platform
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def tune_gc() -> None:
-    """Everything loaded at start-up (modules, route tables) moves to the permanent
-    generation, and young collections run every 50,000 allocations instead of 700: the
-    request path allocates many short-lived objects and almost no cycles, so default GC
-    spent ~20 % of a busy worker's CPU re-scanning live connections for nothing."""
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
-
-
-def _run_loop(settings: Settings, coro_factory: Callable[[], Any]) -> int:
-    if settings.event_loop == "uvloop":
-        try:
-            import uvloop
-        except ImportError:  # pragma: no cover - uvloop is a dependency on supported platforms
-            log.warning("uvloop is not installed; using the asyncio event loop")
-        else:
-            return int(uvloop.run(coro_factory()))
-    return int(asyncio.run(coro_factory()))
-
-
-def main_run() -> int:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"meshgate: invalid settings: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(settings.log_level, settings.log_format)
-    raise_open_files_limit()
-    if settings.workers == 1:
-        return _run_loop(settings, lambda: serve(settings))
-    from gateway.supervisor import supervise
-
-    return supervise(
-        settings,
-        lambda index: _run_loop(settings, lambda: serve(settings, worker=index, reuse_port=True)),
-    )
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])

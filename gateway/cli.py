@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _validate(args.file)
     _prepare_metrics()
     # Imported here: running pulls in the whole server, which validating does not need.
-    from gateway.app import main_run
+    from gateway.process import main_run
 
     return main_run()
 
@@ -56,12 +56,19 @@ def _prepare_metrics() -> None:
 
 
 def _validate(path: str) -> int:
-    from gateway.config.validate import ConfigErrors, service_warnings, validate_file
-    from gateway.filters.catalog import builtin_filters
-    from gateway.predicates.catalog import builtin_predicates
+    from gateway import plugins
+    from gateway.config.errors import ConfigErrors
+    from gateway.routing.validate import service_warnings, validate_file
 
+    # The same factories the gateway would run with: a route naming a plugin's filter is
+    # valid only where that plugin is installed, and a broken plugin fails here as at start-up.
     try:
-        config, routes = validate_file(path, builtin_predicates(), builtin_filters())
+        factories = plugins.factories()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        config, routes = validate_file(path, factories.predicates, factories.filters)
     except ConfigErrors as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)

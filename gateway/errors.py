@@ -1,7 +1,12 @@
 """The gateway's own exceptions. Library errors are mapped to these at the edge that sees them;
-they are mapped to HTTP responses in exactly one place (``pipeline.error_response``)."""
+they are mapped to HTTP responses in exactly one place (``dispatch.error_response``); the call
+path's own refusals (``resilience.errors``) become these in ``from_call_error``."""
 
 from __future__ import annotations
+
+from resilience.breaker import CircuitOpen
+from resilience.errors import CallError, DeadlineExceeded, NoInstanceAvailable
+from resilience.errors import ServiceOverloaded as CallShed
 
 
 class GatewayError(Exception):
@@ -9,6 +14,8 @@ class GatewayError(Exception):
 
     status: int = 500
     error: str = "Internal Server Error"
+    # Seconds for a Retry-After header (load shedding), or None.
+    retry_after: float | None = None
 
     def __init__(self, message: str = "", *, status: int | None = None) -> None:
         super().__init__(message or self.error)
@@ -56,9 +63,42 @@ class NoInstancesAvailable(GatewayError):
     error = "Service Unavailable"
 
 
+class ServiceOverloaded(GatewayError):
+    """A bulkhead is full: the request is shed now rather than queued."""
+
+    status = 503
+    error = "Service Unavailable"
+    retry_after: float | None = 1.0
+
+
+class BreakerOpen(GatewayError):
+    status = 503
+    error = "Service Unavailable"
+
+
 class UpstreamTimeout(GatewayError):
     status = 504
     error = "Gateway Timeout"
+
+
+def from_call_error(exc: CallError) -> GatewayError:
+    """The gateway's error for a refusal of the call path (no instance, a full bulkhead, the
+    deadline, an open breaker), keeping its message."""
+    message = str(exc)
+    error: GatewayError
+    if isinstance(exc, NoInstanceAvailable):
+        error = NoInstancesAvailable(message)
+    elif isinstance(exc, CallShed):
+        error = ServiceOverloaded(message)
+        error.retry_after = exc.retry_after
+    elif isinstance(exc, DeadlineExceeded):
+        error = UpstreamTimeout(message)
+    elif isinstance(exc, CircuitOpen):
+        error = BreakerOpen(message or "circuit open")
+    else:
+        error = GatewayError(message)
+    error.__cause__ = exc
+    return error
 
 
 class ConfigError(Exception):

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from gateway.headers import Headers
-
-if TYPE_CHECKING:
-    from gateway.routing.route import Route
 
 
 class BodySink(Protocol):
@@ -44,6 +41,29 @@ class BodySource(Protocol):
     def resume(self) -> None: ...
 
     def abort(self) -> None: ...
+
+    def when_done(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once, when the body has ended, failed or been aborted (whatever
+        holds a slot for the whole response — a bulkhead, an in-flight count — lets go then).
+        A body that is already over runs it at once."""
+        ...
+
+
+class ReplayableSource(BodySource, Protocol):
+    """A request body kept so that another attempt (a retry, a fallback) can send it again."""
+
+    @property
+    def replayable(self) -> bool:
+        """Another attempt can carry this body: nothing was sent yet, or all of it is kept."""
+        ...
+
+    def replay(self) -> BodySource:
+        """The body for the next attempt (itself when nothing of it was sent yet)."""
+        ...
+
+
+ReplayFactory = Callable[[BodySource, int], ReplayableSource]
+"""Wraps a client's body so that up to ``limit`` bytes of it can be sent again."""
 
 
 @dataclass(slots=True)
@@ -81,9 +101,48 @@ class Upgrade:
     protocol: str
 
 
+class Destination(Protocol):
+    """Where one attempt goes: a route's fixed address (``Target``) or a discovered instance
+    (``discovery.ServiceInstance`` meets this shape as it is)."""
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def secure(self) -> bool: ...
+
+    @property
+    def instance_id(self) -> str | None:
+        """Set when a balancer picked it."""
+        ...
+
+    @property
+    def service(self) -> str | None: ...
+
+    @property
+    def authority(self) -> str:
+        """``host[:port]`` as the Host header writes it (the port only when not the default)."""
+        ...
+
+
+class MatchedRoute(Protocol):
+    """What request-time code reads of the route that matched (the built ``Route``)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def pattern(self) -> str | None:
+        """The route's first Path pattern, for ``http.route`` (low cardinality)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where one attempt goes. ``instance_id`` is set when a balancer picked it."""
+    """A fixed address from a route's ``http(s)://`` or ``ws(s)://`` URI."""
 
     host: str
     port: int
@@ -109,7 +168,7 @@ class Exchange:
     request_id: str = ""
     body: BodySource | None = None
     upgrade: Upgrade | None = None
-    route: Route | None = None
+    route: MatchedRoute | None = None
     # The path the client sent (after dot-segment removal), kept for X-Forwarded-Prefix.
     original_path: str = ""
     original_host: str | None = None
@@ -118,12 +177,21 @@ class Exchange:
     # Free-form per-request state for filters (SCG's exchange attributes).
     attributes: dict[str, Any] = field(default_factory=dict)
     # Where the forwarder sends the request: set from the route URI or by the balancer.
-    target: Target | None = None
+    target: Destination | None = None
     preserve_host: bool = False
-    # Monotonic time at which the whole request must be done (None: no overall deadline).
-    deadline: float | None = None
     # Number of times the request was forwarded internally (forward: URIs); bounds loops.
     forwards: int = 0
+    # The call state of Retry and hedging: instances already tried (the picker avoids them
+    # and adds each pick; None when nothing retries), the attempt number (0 outside Retry),
+    # and the client's body kept for another attempt.
+    tried: set[str] | None = None
+    attempt: int = 0
+    replay: ReplayableSource | None = None
+    # Why the CircuitBreaker filter gave up on the route (SCG's
+    # CIRCUITBREAKER_EXECUTION_EXCEPTION_ATTR): what FallbackHeaders on the fallback reads.
+    failure: BaseException | None = None
+    # The Weight predicate's choice per group, made once per request.
+    weight_choices: dict[str, str | None] | None = None
     # Set by observability: the trace context (a ``TraceContext``) when tracing is on.
     trace: Any = None
     # Monotonic and wall-clock times the request head was complete (observability).

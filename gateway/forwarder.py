@@ -4,21 +4,25 @@ connection and return the upstream's response with its body still streaming."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from functools import partial
 from typing import TYPE_CHECKING
 
-from gateway.engine.body import StreamBody
 from gateway.engine.framing import HOP_BY_HOP, connection_tokens, serialize_headers
 from gateway.engine.pool import ConnectionPool
 from gateway.engine.upstream import ConnectionLostBeforeResponse
-from gateway.exchange import Exchange, Response, Target
+from gateway.exchange import Destination, Exchange, Response, Target
 from gateway.forwarded import FORWARDED_NAMES, ForwardedHeaders
-from gateway.service_runtime import AttemptHooks
+from gateway.hash_key import KeyOf
+from resilience.runtime import AttemptHooks
 
 if TYPE_CHECKING:
     from gateway.observability.observer import RequestObserver
     from gateway.observability.tracing import OpenSpan
+
+# Chooses the destination of one attempt from the instances already tried and the request's
+# hash key (``resilience.picker.InstancePicker.pick`` or ``FixedTarget.pick``).
+Pick = Callable[[set[str] | None, Hashable | None], Destination]
 
 # Fields of the client's request that are not passed on as they are.
 # (X-Request-Id is written anew: the gateway's id, which is the client's when it sent one.)
@@ -49,7 +53,9 @@ class Forwarder:
         self._observer = observer
         self._tracing = observer.tracing if observer is not None else None
 
-    def head(self, exchange: Exchange, target: Target, traceparent: bytes | None = None) -> bytes:
+    def head(
+        self, exchange: Exchange, target: Destination, traceparent: bytes | None = None
+    ) -> bytes:
         """The upstream request head: the client's fields minus hop-by-hop, framing and
         forwarding ones (written anew), in one pass and one serialisation. ``traceparent``,
         when given, replaces the client's (this hop's span is the upstream's parent)."""
@@ -93,18 +99,23 @@ class Forwarder:
 
     async def forward(
         self,
-        choose: Callable[[Exchange], Target],
+        pick: Pick,
+        key_of: KeyOf | None,
         connect_timeout: float | None,
         response_timeout: float | None,
         hooks: AttemptHooks | None,
         exchange: Exchange,
     ) -> Response:
-        """Send the exchange to the target ``choose`` picks (a fixed address or a balanced
-        instance); the timeouts (route overrides) default to the gateway's; ``hooks`` account
-        the attempt (bulkhead, load, outlier detection) for balanced routes. Arguments come in
-        this order so a route binds the first four once with ``functools.partial``."""
-        exchange.target = target = choose(exchange)
-        entered = hooks.begin(target) if hooks is not None else None
+        """Send the exchange to the destination ``pick`` chooses (a fixed address, or a
+        balanced instance avoiding ``exchange.tried``, keyed by ``key_of``); the timeouts
+        (route overrides) default to the gateway's; ``hooks`` account the attempt (bulkhead,
+        load, outlier detection) for balanced routes. Arguments come in this order so a route
+        binds the first five once with ``functools.partial``."""
+        exchange.target = target = pick(
+            exchange.tried, key_of(exchange) if key_of is not None else None
+        )
+        instance = target.instance_id
+        entered = hooks.begin(instance) if hooks is not None else None
         tracing = self._tracing
         span: OpenSpan | None = None
         traceparent: bytes | None = None
@@ -152,14 +163,30 @@ class Forwarder:
             raise
         finally:
             if hooks is not None:
-                hooks.outcome(target, status, isinstance(error, asyncio.CancelledError))
-                answer = response.body if status is not None else None
-                if isinstance(answer, StreamBody):
-                    # Slots (bulkhead, in-flight count) are held until the body is over.
-                    answer.when_done(partial(hooks.release, target, entered))
+                hooks.outcome(
+                    instance,
+                    status is not None and status < 500,
+                    isinstance(error, asyncio.CancelledError),
+                )
+                answer = response.body if status is not None else b""
+                if isinstance(answer, bytes):
+                    hooks.release(instance, entered)
                 else:
-                    hooks.release(target, entered)
+                    # Slots (bulkhead, in-flight count) are held until the body is over.
+                    answer.when_done(partial(hooks.release, instance, entered))
             if self._observer is not None:
                 self._observer.attempt(target, status)
             if span is not None and tracing is not None:
                 tracing.client_end(exchange, span, status, error)
+
+
+class FixedTarget:
+    """The ``pick`` of a route with a fixed ``http(s)://`` URI: always the same address."""
+
+    __slots__ = ("_target",)
+
+    def __init__(self, target: Target) -> None:
+        self._target = target
+
+    def pick(self, tried: set[str] | None, key: Hashable | None) -> Destination:
+        return self._target

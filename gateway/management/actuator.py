@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway.config.schema import RouteDefinition
 from gateway.errors import ConfigError
+from gateway.management.view import ManagementView
 from gateway.routing.route import Route
 
-if TYPE_CHECKING:
-    from gateway.app import Gateway
-
-GATEWAY_KEY = web.AppKey("gateway", object)
+GATEWAY_KEY = web.AppKey("gateway", ManagementView)
 
 # The built-in stages of every request, listed like SCG's global filters with their order.
 GLOBAL_FILTERS: Mapping[str, int] = {
@@ -35,8 +33,8 @@ GLOBAL_FILTERS: Mapping[str, int] = {
 }
 
 
-def _gateway(request: web.Request) -> Gateway:
-    return request.app[GATEWAY_KEY]  # type: ignore[return-value]
+def _gateway(request: web.Request) -> ManagementView:
+    return request.app[GATEWAY_KEY]
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -87,14 +85,14 @@ def definition_view(definition: RouteDefinition) -> dict[str, Any]:
 
 async def health(request: web.Request) -> web.Response:
     gw = _gateway(request)
-    ready = gw.ready and gw.discovery_ready
+    ready = gw.serving and gw.discovery_ready
     components = {
         "liveness": {"status": "UP"},
         "readiness": {"status": "UP" if ready else "OUT_OF_SERVICE"},
         "routes": {
             "status": "UP" if gw.routes.last_error is None else "DEGRADED",
             "details": {
-                "count": len(gw.dispatcher.table),
+                "count": len(gw.table),
                 **({"lastError": gw.routes.last_error} if gw.routes.last_error else {}),
             },
         },
@@ -113,73 +111,25 @@ async def liveness(request: web.Request) -> web.Response:
 
 async def readiness(request: web.Request) -> web.Response:
     gw = _gateway(request)
-    ready = gw.ready and gw.discovery_ready
+    ready = gw.serving and gw.discovery_ready
     body: dict[str, Any] = {"status": "UP" if ready else "OUT_OF_SERVICE"}
-    if gw.consul is not None:
+    if gw.settings.discovery_mode == "consul":
         body["details"] = _discovery_details(gw)
     return _json(body, 200 if ready else 503)
 
 
-def _discovery_details(gw: Gateway) -> dict[str, Any]:
-    details: dict[str, Any] = {"services": list(gw.registry.services())}
-    if gw.consul is not None:
-        details.update(gw.consul.status())
-    if gw.kv_watch is not None:
-        state = gw.kv_watch.state
-        details["routesKey"] = {
-            "key": gw.settings.consul_routes_key,
-            "loaded": state.loaded,
-            "error": state.last_error,
-        }
-    if gw.registration is not None:
-        details["registration"] = {
-            "serviceId": gw.registration.registration.service_id,
-            "registered": gw.registration.registered,
-            "error": gw.registration.last_error,
-        }
-    return details
+def _discovery_details(gw: ManagementView) -> dict[str, Any]:
+    return {"services": list(gw.registry.services()), **gw.registry.status(), **gw.membership()}
 
 
 async def services(request: web.Request) -> web.Response:
     """Each known service with its instances, health and snapshot age (ours, not SCG's)."""
     gw = _gateway(request)
-    out: list[dict[str, Any]] = []
-    consul_views = {v["service"]: v for v in gw.consul.details()} if gw.consul else {}
-    for name in gw.registry.services():
-        if gw.static.has(name):
-            out.append(
-                {
-                    "service": name,
-                    "source": "static",
-                    "loaded": True,
-                    "snapshotAgeSeconds": None,
-                    "error": None,
-                    "healthy": len(gw.static.instances(name)),
-                    "instances": [
-                        {
-                            "instanceId": i.instance_id,
-                            "host": i.host,
-                            "port": i.port,
-                            "secure": i.secure,
-                            "health": "passing",
-                            "routable": True,
-                            "weight": i.weight,
-                            "tags": list(i.tags),
-                            "metadata": dict(i.metadata),
-                        }
-                        for i in gw.static.instances(name)
-                    ],
-                }
-            )
-        elif name in consul_views:
-            out.append(consul_views.pop(name))
-        else:
-            out.append({"service": name, "source": "consul", "watched": False})
-    out.extend(consul_views.values())  # watched on demand, not (yet) in the catalog
+    out = gw.registry.describe()
     runtimes = gw.runtimes.known()
     breakers = gw.runtimes.breakers.snapshot()
     by_service: dict[str, dict[str, Any]] = {}
-    for route in gw.dispatcher.table:
+    for route in gw.table:
         for gateway_filter in route.filters:
             breaker = getattr(gateway_filter, "breaker_name", None)
             if breaker is not None and route.uri.service is not None and breaker in breakers:
@@ -193,12 +143,12 @@ async def services(request: web.Request) -> web.Response:
 
 
 async def routes(request: web.Request) -> web.Response:
-    return _json([route_view(r) for r in _gateway(request).dispatcher.table])
+    return _json([route_view(r) for r in _gateway(request).table])
 
 
 async def route_get(request: web.Request) -> web.Response:
     route_id = request.match_info["id"]
-    route = _gateway(request).dispatcher.table.get(route_id)
+    route = _gateway(request).table.get(route_id)
     if route is None:
         return _error(404, f"no route with id {route_id!r}", request.path)
     return _json(route_view(route))
@@ -288,7 +238,7 @@ async def prometheus(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def build_management_app(gateway: Gateway) -> web.Application:
+def build_management_app(gateway: ManagementView) -> web.Application:
     app = web.Application()
     app[GATEWAY_KEY] = gateway
     app.router.add_get("/actuator/health", health)

@@ -12,7 +12,7 @@ from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import Tracing
 
 if TYPE_CHECKING:
-    from gateway.exchange import Exchange, Target
+    from gateway.exchange import Destination, Exchange
 
 # nginx's convention for "the client closed the connection before the response was sent".
 CLIENT_CLOSED = 499
@@ -75,7 +75,7 @@ class RequestObserver:
         if self.tracing is not None:
             self.tracing.server_end(exchange, status, time.time_ns())
 
-    def attempt(self, target: Target, status: int | None) -> None:
+    def attempt(self, target: Destination, status: int | None) -> None:
         if self.metrics is not None:
             self.metrics.attempt(
                 target.service, target.instance_id, target.host, target.port, status

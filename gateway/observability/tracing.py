@@ -39,7 +39,7 @@ from gateway import __version__
 from gateway.observability.otlp_exporter import LeanOtlpExporter, parse_headers
 
 if TYPE_CHECKING:
-    from gateway.exchange import Exchange, Target
+    from gateway.exchange import Destination, Exchange
 
 log = logging.getLogger("meshgate.tracing")
 
@@ -269,7 +269,7 @@ class Tracing:
         name = span.name
         if route is not None:
             attributes["gateway.route.id"] = route.id
-            pattern = _route_pattern(route)
+            pattern = route.pattern
             if pattern:
                 attributes["http.route"] = pattern
                 name = f"{exchange.request.method} {pattern}"
@@ -279,7 +279,7 @@ class Tracing:
 
     # -- CLIENT spans ---------------------------------------------------------------------------
     def client_start(
-        self, exchange: Exchange, target: Target
+        self, exchange: Exchange, target: Destination
     ) -> tuple[OpenSpan | None, bytes | None]:
         """The CLIENT span for one attempt (None when unsampled) and the traceparent to send
         (None: leave the client's as it is)."""
@@ -298,8 +298,8 @@ class Tracing:
             attributes["gateway.service"] = target.service
         if target.instance_id is not None:
             attributes["gateway.instance"] = target.instance_id
-        attempt = exchange.attributes.get("meshgate.retry_attempt")
-        if isinstance(attempt, int) and attempt > 1:
+        attempt = exchange.attempt
+        if attempt > 1:
             attributes["http.request.resend_count"] = attempt - 1
             attributes["gateway.retry.attempt"] = attempt
         span = OpenSpan(
@@ -366,13 +366,3 @@ class Tracing:
         if self._processor is not None:
             self._processor.force_flush(int(timeout * 1000))
             self._processor.shutdown()  # type: ignore[no-untyped-call]
-
-
-def _route_pattern(route: Any) -> str | None:
-    """The first Path pattern of the route, as ``http.route`` (low cardinality)."""
-    for predicate in getattr(route, "predicates", ()):
-        patterns = getattr(predicate, "patterns", None)
-        if patterns:
-            first = patterns[0]
-            return str(getattr(first, "text", first))
-    return None

@@ -25,9 +25,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from gateway.app import free_port
 from tests.support.gateway import spawn_gateway, start_gateway
 from tests.support.otlp import OtlpReceiver, ReceivedSpan, loopback_exporter
+from tests.support.ports import free_port
 from tests.support.traced_upstream import TracedUpstream
 from tests.support.upstream import start_upstream
 

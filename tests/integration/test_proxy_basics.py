@@ -106,7 +106,7 @@ async def test_no_route_is_404_json(
 async def test_connect_failure_is_502(
     make_gateway: MakeGateway, session: aiohttp.ClientSession
 ) -> None:
-    from gateway.app import free_port
+    from tests.support.ports import free_port
 
     dead = free_port()
     gw = await make_gateway(

@@ -14,8 +14,10 @@ from typing import Any
 
 import aiohttp
 
-from gateway.app import Gateway, free_port
+from gateway.app import Gateway
+from gateway.plugins import Factories
 from gateway.settings import load_settings
+from tests.support.ports import free_port
 
 
 @dataclass
@@ -44,7 +46,7 @@ async def start_gateway(config_file: Path | None, **settings: Any) -> RunningGat
         "shutdown_timeout": 5,
     }
     values.update(settings)
-    gateway = Gateway(load_settings(**values))
+    gateway = Gateway(load_settings(**values), Factories.builtin())
     gateway.load()
     await gateway.start()
     return RunningGateway(gateway)
