@@ -13,7 +13,7 @@ BENCH_STAMP := $(VENV)/.bench-installed
 help:
 	@echo "make demo   - install and run the gateway with demo upstreams"
 	@echo "make test   - install, then ruff + mypy --strict + pytest"
-	@echo "make lint   - ruff check, ruff format --check, mypy --strict"
+	@echo "make lint   - ruff check + format check, mypy --strict, import-linter contracts"
 	@echo "make bench  - meshgate vs nginx, Spring Cloud Gateway, naive aiohttp (~25 min)"
 	@echo "make bench-quick - the same, one short round (~3 min)"
 
@@ -30,6 +30,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check gateway discovery resilience bench tests
 	$(VENV)/bin/ruff format --check gateway discovery resilience bench tests
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 # The pinned Consul agent the discovery tests run against (built from source with Go, cached
 # under ~/.cache/meshgate): built here, not inside a test, where the build would hit the timeout.
