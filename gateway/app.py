@@ -9,7 +9,6 @@ import asyncio
 import logging
 import os
 import random
-import socket
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -22,10 +21,9 @@ from discovery.consul.settings import ConsulSettings
 from discovery.consul.watch import BlockingWatch, WatchPolicy
 from discovery.errors import DiscoveryError
 from discovery.layered import LayeredRegistry
-from discovery.registration import Registration, SelfRegistration, default_service_id
+from discovery.registration import SelfRegistration
 from discovery.registry import ServiceRegistry
 from discovery.static import StaticRegistry
-from gateway import __version__
 from gateway.config.errors import ConfigErrors
 from gateway.dispatch import Dispatcher, error_response
 from gateway.engine.listener import ServerLimits, ServerState
@@ -38,9 +36,11 @@ from gateway.forwarded import ForwardedHeaders
 from gateway.forwarder import Forwarder
 from gateway.management.actuator import build_management_app
 from gateway.management.view import KvRead
+from gateway.membership import self_registration
 from gateway.observability.access_log import AccessLog
 from gateway.observability.metrics import Metrics
 from gateway.observability.observer import RequestObserver
+from gateway.observability.state_gauges import state_gauges
 from gateway.observability.tracing import Tracing, TracingSettings
 from gateway.plugins import Factories
 from gateway.request_id import request_id_factory
@@ -208,38 +208,7 @@ class Gateway:
         self._metrics_timer = loop.call_later(METRICS_FLUSH, self._flush_metrics, loop)
 
     def _state_metrics(self) -> Iterable[GaugeMetricFamily]:
-        """Gauges read from this worker's state at scrape time."""
-        breakers = GaugeMetricFamily(
-            "meshgate_circuit_breaker_state",
-            "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
-            labels=["name"],
-        )
-        codes = {"closed": 0, "open": 1, "half-open": 2}
-        for name, view in self.runtimes.breakers.snapshot().items():
-            breakers.add_metric([name], codes.get(str(view["state"]), 0))
-        yield breakers
-        ejected = GaugeMetricFamily(
-            "meshgate_ejected_instances",
-            "Instances ejected by outlier detection.",
-            labels=["service"],
-        )
-        instances = GaugeMetricFamily(
-            "meshgate_instances", "Routable instances per service.", labels=["service"]
-        )
-        for service in self.registry.services():
-            # No watch is started here (``instances`` would start one for an unknown name).
-            instances.add_metric([service], len(self.registry.known_instances(service)))
-        for service, runtime in self.runtimes.known().items():
-            ejected.add_metric([service], len(runtime.outlier.ejected()))
-        yield ejected
-        yield instances
-        if self.consul is not None:
-            age = self.consul.status().get("snapshotAgeSeconds")
-            yield GaugeMetricFamily(
-                "meshgate_discovery_snapshot_age_seconds",
-                "Age of the oldest discovery snapshot (grows while Consul is unreachable).",
-                value=float(age) if age is not None else 0.0,
-            )
+        return state_gauges(self.runtimes, self.registry)
 
     def _routes_changed(self, snapshot: RouteSnapshot) -> None:
         self.dispatcher.table = snapshot.table
@@ -402,7 +371,9 @@ class Gateway:
         ):
             # One registration per gateway (worker 0 owns the management port it checks).
             self.registration = SelfRegistration(
-                self.consul.client, self._registration(), rng=self._rng
+                self.consul.client,
+                self_registration(self.settings, self.consul, self.port, self.management_port),
+                rng=self._rng,
             )
             self.registration.start()
         log.info(
@@ -453,43 +424,6 @@ class Gateway:
         if self._management is not None:
             await self._management.cleanup()
         log.info("meshgate worker %d stopped", self.worker)
-
-    def _registration(self) -> Registration:
-        settings = self.settings
-        address = settings.advertise_address or _advertise_address(settings, self.consul)
-        # The agent checks the management port where it listens (127.0.0.1 by default: the
-        # usual local agent); a wildcard listener is checked at the advertised address.
-        wildcard = settings.management_host in ("0.0.0.0", "::", "")
-        check_host = address if wildcard else settings.management_host
-        return Registration(
-            name=settings.service_name,
-            service_id=settings.service_id
-            or default_service_id(settings.service_name, address, self.port),
-            address=address,
-            port=self.port,
-            check_url=f"http://{check_host}:{self.management_port}/actuator/health/readiness",
-            tags=settings.tags,
-            meta={"version": __version__, **settings.meta},
-            check_interval=settings.check_interval,
-            check_timeout=settings.check_timeout,
-            deregister_critical_after=settings.deregister_critical_after,
-            # Also how soon a registration lost by the agent (a restart) is noticed and redone.
-            resync_interval=settings.check_interval,
-        )
-
-
-def _advertise_address(settings: Settings, consul: ConsulRegistry | None) -> str:
-    """The proxy's own address when it listens on one; otherwise the local address this
-    host uses to reach the Consul agent (what the agent will see, and can check)."""
-    if settings.host not in ("0.0.0.0", "::", ""):
-        return settings.host
-    target = consul.settings.host if consul is not None else "127.0.0.1"
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.connect((target, 9))  # UDP connect sends nothing; it only picks a route
-            return str(probe.getsockname()[0])
-    except OSError:
-        return "127.0.0.1"
 
 
 def _log_breaker_change(name: str, old: str, new: str) -> None:

@@ -1,7 +1,7 @@
 """The stack builder: the one place a route's request path is assembled, at load time.
 
 The positions, outer to inner (``dispatch.py`` holds 2 and 3, once per table; the engine 1):
-     1. engine          parsed request head -> ``Exchange`` (``engine/server.py``)
+     1. engine          parsed request head -> ``Exchange`` (``engine/request_head.py``)
      2. error mapping   every failure becomes one JSON response (``Dispatcher.__call__``)
      3. route match     the compiled table picks the route (``RouteTable.match``)
      5. deadline        the whole request, retries and fallbacks included

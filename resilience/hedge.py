@@ -33,30 +33,28 @@ async def hedged(
             return first.result()
         pending.add(asyncio.ensure_future(attempt()))
         last_error: BaseException | None = None
-        fallback: R | None = None
-        have_fallback = False
+        kept: list[R] = []  # at most one failed answer, returned if nothing better comes
         while pending:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            winner: R | None = None
-            have_winner = False
+            winners: list[R] = []
             for task in done:
                 error = task.exception()
                 if error is not None:
                     last_error = error
                     continue
                 result = task.result()
-                if not have_winner and (not failed(result) or not pending):
-                    winner, have_winner = result, True
-                elif not have_fallback and failed(result):
-                    fallback, have_fallback = result, True
+                if not winners and (not failed(result) or not pending):
+                    winners.append(result)
+                elif not kept and failed(result):
+                    kept.append(result)
                 else:
                     discard(result)
-            if have_winner:
-                if have_fallback:
-                    discard(fallback)  # type: ignore[arg-type]
-                return winner  # type: ignore[return-value]
-        if have_fallback:
-            return fallback  # type: ignore[return-value]
+            if winners:
+                for result in kept:
+                    discard(result)
+                return winners[0]
+        if kept:
+            return kept[0]
         assert last_error is not None
         raise last_error
     finally:

@@ -3,22 +3,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.engine.body import StreamBody
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.data: list[bytes] = []
-        self.ended = False
-        self.error: BaseException | None = None
-
-    def on_data(self, chunk: bytes) -> None:
-        self.data.append(chunk)
-
-    def on_end(self) -> None:
-        self.ended = True
-
-    def on_error(self, exc: BaseException) -> None:
-        self.error = exc
+from tests.unit.engine.fakes import Sink
 
 
 class Reader:
