@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from resilience.backoff import Backoff
 from resilience.clock import Clock, SystemClock
 
 T = TypeVar("T")
@@ -76,6 +77,15 @@ class BlockingWatch(Generic[T]):
         self._clock = clock or SystemClock()
         self._rng = rng or random.Random()
         self._sleep = sleep or asyncio.sleep
+        # The retry filter's backoff, shaped as U[0.5, 1] * min(max, base * 2^(n-1)): centred
+        # at 3/4 of the ceiling with a third of that either side.
+        self._backoff = Backoff(
+            first=0.75 * self.policy.backoff_base,
+            maximum=0.75 * self.policy.backoff_max,
+            factor=2.0,
+            based_on_previous=False,
+            random_factor=1 / 3,
+        )
         self.state = WatchState()
         self._task: asyncio.Task[None] | None = None
         self._value: T | None = None
@@ -100,8 +110,7 @@ class BlockingWatch(Generic[T]):
 
     def backoff(self, failures: int) -> float:
         """Jittered exponential backoff: U[0.5, 1] * min(max, base * 2^(n-1))."""
-        ceiling = min(self.policy.backoff_max, self.policy.backoff_base * 2.0 ** (failures - 1))
-        return float(ceiling * (0.5 + self._rng.random() / 2))
+        return self._backoff.delay(failures, None, self._rng)
 
     async def run(self) -> None:
         while True:
