@@ -89,6 +89,12 @@ class Response:
     body: bytes | BodySource = b""
     reason: str | None = None
 
+    def discard(self) -> None:
+        """Nobody will read this response (a retry, a hedge or a fallback replaces it): a
+        streamed body is aborted, so its connection is closed rather than reused."""
+        if not isinstance(self.body, bytes):
+            self.body.abort()
+
 
 Handler = Callable[["Exchange"], Awaitable[Response]]
 

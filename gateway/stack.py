@@ -199,16 +199,12 @@ def hedging(attempt: Handler, delay: float) -> Handler:
             return await attempt(exchange)
         if exchange.tried is None:
             exchange.tried = set()  # the picker sends the second attempt somewhere new
-        return await hedged(partial(attempt, exchange), delay, failed=_failed, discard=_discard)
+        return await hedged(
+            partial(attempt, exchange), delay, failed=_failed, discard=Response.discard
+        )
 
     return hedge
 
 
 def _failed(response: Response) -> bool:
     return response.status >= 500
-
-
-def _discard(response: Response) -> None:
-    """A response nobody will read: its connection can't be reused."""
-    if not isinstance(response.body, bytes):
-        response.body.abort()

@@ -36,12 +36,9 @@ from gateway.headers import Headers
 from gateway.observability.tracing import Tracing
 from resilience.breaker import Breaker, BreakerPolicy, CircuitOpen
 from resilience.errors import CallError
-from resilience.runtime import ServiceRuntimes
+from resilience.runtime import RuntimeSettings, ServiceRuntimes
 
 log = logging.getLogger("meshgate.breaker")
-
-# The most request body kept so that a fallback can be sent it after a failed attempt.
-FALLBACK_MAX_BODY = 1024 * 1024
 
 
 class StatusCodeFailure(GatewayError):
@@ -66,6 +63,7 @@ class CircuitBreakerFilter(WrappingFilter):
         breaker: Breaker | None,
         forward: InternalForward | None,
         replay_body: ReplayFactory | None,
+        max_body: int,
     ) -> None:
         """``breaker`` None, ``forward`` None: built only to validate a file."""
         self.breaker_name = breaker_name
@@ -76,6 +74,9 @@ class CircuitBreakerFilter(WrappingFilter):
         self._breaker = breaker
         self._forward = forward
         self._replay_body = replay_body
+        # The body kept so the fallback can be sent it after a failed attempt: the same bound
+        # as a retry's (GATEWAY_RETRY_MAX_BODY).
+        self._max_body = max_body
 
     def describe(self) -> str:
         return filter_text(
@@ -99,7 +100,7 @@ class CircuitBreakerFilter(WrappingFilter):
             body = exchange.body
             if keep_body and body is not None and self._replay_body is not None:
                 # Kept so the fallback can be sent the body the failed attempt consumed.
-                replay = self._replay_body(body, FALLBACK_MAX_BODY)
+                replay = self._replay_body(body, self._max_body)
                 exchange.body = replay
             try:
                 response = await breaker.call(lambda: inner(exchange), failing if codes else None)
@@ -127,16 +128,16 @@ class CircuitBreakerFilter(WrappingFilter):
     ) -> Response:
         exchange.failure = error
         if self._fallback_path is not None:
-            if response is not None and not isinstance(response.body, bytes):
-                response.body.abort()  # replaced by the fallback's answer
+            if response is not None:
+                response.discard()  # replaced by the fallback's answer
             if exchange.body is not None:
                 exchange.body = replay.replay() if replay and replay.replayable else None
             if self._forward is None:
                 raise GatewayError("fallback dispatch is not available")
             return await self._forward(self._fallback_path, exchange)
         if self._resume:
-            if response is not None and not isinstance(response.body, bytes):
-                response.body.abort()
+            if response is not None:
+                response.discard()
             return Response(200, Headers(), b"")
         if response is not None:
             return response  # the failing status, as the upstream sent it
@@ -237,6 +238,7 @@ def _build(args: Args, ctx: BuildContext) -> GatewayFilter:
         breaker=breaker,
         forward=ctx.forward,
         replay_body=ctx.replay_body,
+        max_body=(runtimes.settings if runtimes is not None else RuntimeSettings()).retry_max_body,
     )
 
 

@@ -37,7 +37,7 @@ from gateway.filters.status import parse_status
 from gateway.headers import Headers
 from resilience.backoff import Backoff
 from resilience.retry import Retrier, RetryPolicy
-from resilience.runtime import ServiceRuntimes
+from resilience.runtime import RuntimeSettings, ServiceRuntimes
 
 log = logging.getLogger("meshgate.retry")
 
@@ -119,7 +119,7 @@ class Retry(WrappingFilter):
         self._service = service
         # The service's retry budget (None when only validating: nothing is sent then).
         self._budget = runtimes.get(service).budget if runtimes and service else None
-        self._max_body = runtimes.settings.retry_max_body if runtimes else DEFAULT_MAX_BODY
+        self._max_body = (runtimes.settings if runtimes else RuntimeSettings()).retry_max_body
         self._replay_body = replay_body
         events = runtimes.events if runtimes is not None else None
 
@@ -134,7 +134,9 @@ class Retry(WrappingFilter):
             on_result: Callable[[Response], bool], on_error: Callable[[BaseException], bool]
         ) -> Retrier[Response]:
             policy = RetryPolicy(retries, on_result, on_error, backoff, timeout)
-            return Retrier(policy, rng=rng, drop=_drop, events=events, describe=_describe)
+            return Retrier(
+                policy, rng=rng, drop=Response.discard, events=events, describe=_describe
+            )
 
         self._listed = retrier(self.retryable_response, listed_error)
         self._other = retrier(_never, other_error)
@@ -199,17 +201,8 @@ class Retry(WrappingFilter):
         )
 
 
-# The largest body kept for a retry when no gateway settings say otherwise (validation).
-DEFAULT_MAX_BODY = 1024 * 1024
-
-
 def _never(response: Response) -> bool:
     return False
-
-
-def _drop(response: Response) -> None:
-    if not isinstance(response.body, bytes):
-        response.body.abort()  # unread: the connection can't be reused
 
 
 def _describe(response: Response) -> str:
