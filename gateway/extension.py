@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.config.args import Args, ShortcutType
+from gateway.config.schema import FilterSettings
 from gateway.errors import ConfigError
 from gateway.exchange import Exchange, Handler, ReplayFactory, Request, Response
 from gateway.headers import Headers
@@ -35,6 +36,7 @@ __all__ = [
     "Args",
     "BuildContext",
     "ConfigError",
+    "FilterSettings",
     "Exchange",
     "FilterFactory",
     "GatewayFilter",
@@ -197,6 +199,8 @@ class BuildContext:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     # The ``lb://`` service the route sends to (None: a fixed URI or forward:).
     service: str | None = None
+    # The document's global filter settings (SCG's ``filter.*`` and ``set-status.*``).
+    filter_settings: FilterSettings = field(default_factory=FilterSettings)
     # What the running gateway gives filters that call upstreams again or elsewhere (Retry,
     # CircuitBreaker); all None when a file is only being validated.
     runtimes: ServiceRuntimes | None = None  # per-service budgets, breakers, settings
