@@ -17,12 +17,18 @@ ArgValue = Any
 class PredicateDefinition:
     name: str
     args: Mapping[str, ArgValue]
+    # The arguments as the document wrote them, for the actuator's routedefinitions (SCG shows
+    # a shortcut's values as ``_genkey_0``, ``_genkey_1``...); None when made by the gateway.
+    written: Mapping[str, ArgValue] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class FilterDefinition:
     name: str
     args: Mapping[str, ArgValue]
+    # The arguments as the document wrote them, for the actuator's routedefinitions (SCG shows
+    # a shortcut's values as ``_genkey_0``, ``_genkey_1``...); None when made by the gateway.
+    written: Mapping[str, ArgValue] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,6 +78,18 @@ def entry_name(entry: object) -> str | None:
     return None
 
 
+def written_args(entry: object) -> dict[str, Any]:
+    """The arguments of an entry as SCG's ``RouteDefinition`` keeps them: a shortcut's values
+    under generated keys, an expanded entry's ``args`` as written."""
+    if isinstance(entry, str):
+        _, sep, rest = entry.partition("=")
+        values = split_shortcut(rest) if sep else []
+        return {f"{_GENKEY}{index}": value for index, value in enumerate(values)}
+    if isinstance(entry, Mapping) and isinstance(entry.get("args"), Mapping):
+        return {str(key): value for key, value in entry["args"].items()}
+    return {}
+
+
 def parse_entry(
     entry: object, factories: Mapping[str, ShortcutSpec], kind: str
 ) -> tuple[str, dict[str, Any]]:
@@ -95,12 +107,12 @@ def parse_entry(
 
 def parse_predicate(entry: object, factories: Mapping[str, ShortcutSpec]) -> PredicateDefinition:
     name, args = parse_entry(entry, factories, "predicate")
-    return PredicateDefinition(name=name, args=args)
+    return PredicateDefinition(name=name, args=args, written=written_args(entry))
 
 
 def parse_filter(entry: object, factories: Mapping[str, ShortcutSpec]) -> FilterDefinition:
     name, args = parse_entry(entry, factories, "filter")
-    return FilterDefinition(name=name, args=args)
+    return FilterDefinition(name=name, args=args, written=written_args(entry))
 
 
 def _lookup(name: str, factories: Mapping[str, ShortcutSpec], kind: str) -> ShortcutSpec:
