@@ -11,17 +11,22 @@ from discovery.instance import ServiceInstance
 class StaticRegistry:
     def __init__(self, services: Mapping[str, Sequence[ServiceInstance]] | None = None) -> None:
         self._services: dict[str, tuple[ServiceInstance, ...]] = {}
+        self._names: dict[str, str] = {}  # casefolded id -> id as configured
         self.replace(services or {})
 
     def replace(self, services: Mapping[str, Sequence[ServiceInstance]]) -> None:
         """Swap the whole snapshot at once (a reload never shows a half-updated registry)."""
         self._services = {name: tuple(insts) for name, insts in services.items()}
+        self._names = {name.casefold(): name for name in self._services}
 
     def has(self, service: str) -> bool:
-        return service in self._services
+        return service.casefold() in self._names
 
     def instances(self, service: str) -> Sequence[ServiceInstance]:
-        return self._services.get(service, ())
+        # Service ids compare case-insensitively, as in Consul's catalog: ``lb://Orders-Svc``
+        # reaches the service configured as ``orders-svc`` and the other way round.
+        name = self._names.get(service.casefold())
+        return self._services[name] if name is not None else ()
 
     def services(self) -> Sequence[str]:
         return sorted(self._services)

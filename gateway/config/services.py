@@ -47,6 +47,7 @@ def read_services(
         return {}, {}
     services: dict[str, tuple[InstanceDefinition, ...]] = {}
     policies: dict[str, dict[str, Any]] = {}
+    folded: dict[str, str] = {}
     for position, (raw_name, raw_instances) in enumerate(raw.items()):
         name = str(raw_name).strip() if raw_name is not None else ""
         label = f"services.{name}"
@@ -54,6 +55,16 @@ def read_services(
         if not name:
             errors.fail("service name must not be empty", "services", key=key)
             continue
+        if name.casefold() in folded:
+            # Consul's catalog, and so our registries, don't tell these two apart.
+            errors.fail(
+                f"service {name!r} differs from {folded[name.casefold()]!r} only in case "
+                "(service ids compare case-insensitively)",
+                label,
+                key=key,
+            )
+            continue
+        folded[name.casefold()] = name
         if isinstance(raw_instances, Mapping) and (
             "host" in raw_instances or "port" in raw_instances
         ):

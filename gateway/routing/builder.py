@@ -182,7 +182,7 @@ def collect_routes(
         except ConfigError as exc:
             ok = False
             errors.add(exc, label, key=key)
-        defaults_of_service = config.service_policies.get(service) if service else None
+        defaults_of_service = _service_policy(config, service) if service else None
         if policy is not None and defaults_of_service:
             try:
                 policy = route_policy(merge_policy(defaults_of_service, definition.metadata))
@@ -205,3 +205,13 @@ def collect_routes(
             )
         )
     return routes
+
+
+def _service_policy(config: GatewayConfig, service: str) -> Mapping[str, Any] | None:
+    """The ``services:`` policy for ``service``; ids compare case-insensitively, as the
+    registries compare them (the reader refuses two ids that differ only in case)."""
+    wanted = service.casefold()
+    for name, policy in config.service_policies.items():
+        if name.casefold() == wanted:
+            return policy
+    return None

@@ -66,7 +66,10 @@ class RouteUri:
         if not parts.hostname:
             raise ConfigError(f"URI {raw!r} has no host")
         if scheme == "lb":
-            return cls(raw=raw, scheme="lb", service=parts.hostname, websocket=websocket)
+            # The service id as written (``hostname`` lower-cases it): SCG keeps it, and the
+            # registries compare ids case-insensitively, as Consul's catalog does.
+            service = parts.netloc.rpartition("@")[2].partition(":")[0]
+            return cls(raw=raw, scheme="lb", service=service, websocket=websocket)
         try:
             port = parts.port
         except ValueError as exc:

@@ -292,3 +292,24 @@ async def test_tag_routes_and_the_locator_follow_the_catalog(
         await eventually(gone, "routes removed with their services")
     finally:
         await gw.gateway.stop()
+
+
+async def test_service_ids_compare_case_insensitively_as_consul_does(
+    consul: ConsulAgent,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    upstreams: list[Upstream],
+    session: aiohttp.ClientSession,
+) -> None:
+    # Registered as orders-svc, routed to as Orders-Svc: Consul's catalog doesn't tell them
+    # apart, so neither may the gateway (this once answered 503).
+    consul.register(
+        "orders-svc", "orders-svc-0", upstreams[0].port, ttl="30s", initial_status="passing"
+    )
+    routes = "routes:\n  - id: orders\n    uri: lb://Orders-Svc\n    predicates: [Path=/o/**]\n"
+    gw = await consul_gateway(consul, monkeypatch, routes_file(tmp_path, routes))
+    try:
+        assert await gw.gateway.consul.wait_ready(10)  # type: ignore[union-attr]
+        await becomes(lambda: served_by(session, f"{gw.url}/o/1"), "u0", "u0 serving")
+    finally:
+        await gw.gateway.stop()

@@ -204,6 +204,41 @@ async def test_lb_round_robin_over_static_services(
     assert all(seen[i] != seen[i + 1] for i in range(5))
 
 
+async def test_lb_service_ids_compare_case_insensitively(
+    upstream: Upstream,
+    upstream_b: Upstream,
+    make_gateway: MakeGateway,
+    session: aiohttp.ClientSession,
+) -> None:
+    # lb://Orders-Svc once answered 503: the route lower-cased the id, the registry did not.
+    gw = await make_gateway(
+        f"""
+        services:
+          Orders-Svc:
+            instances:
+              - {{host: 127.0.0.1, port: {upstream.port}}}
+            max-concurrent: 10
+          users:
+            - {{host: 127.0.0.1, port: {upstream_b.port}}}
+        routes:
+          - id: orders
+            uri: lb://Orders-Svc
+            predicates: [Path=/orders/**]
+          - id: users
+            uri: lb://USERS
+            predicates: [Path=/users/**]
+        """
+    )
+    async with session.get(f"{gw.url}/orders/1") as resp:
+        assert resp.status == 200
+        assert (await resp.json())["upstream"] == "a"
+    async with session.get(f"{gw.url}/users/1") as resp:
+        assert resp.status == 200
+        assert (await resp.json())["upstream"] == "b"
+    async with session.get(f"{gw.management_url}/actuator/gateway/routes/orders") as resp:
+        assert (await resp.json())["uri"] == "lb://Orders-Svc"
+
+
 async def test_hop_by_hop_headers_are_not_forwarded(
     upstream: Upstream, make_gateway: MakeGateway
 ) -> None:

@@ -24,6 +24,7 @@ from gateway.config.schema import (
 from gateway.config.text import read_text
 from gateway.errors import ConfigError
 from gateway.extension import FilterFactory, PredicateFactory
+from gateway.routing.route import RouteUri
 
 Factories = tuple[dict[str, PredicateFactory], dict[str, FilterFactory]]
 
@@ -309,3 +310,18 @@ def test_value_checks_report_in_document_order(factories: Factories) -> None:
     result = collect_document(read_text(text, "r.yml"), "r.yml", *factories, checks=checks)
     assert [route.id for route in result.config.routes] == ["ok"]
     assert [route.route_id for route in result.unbuilt] == ["r"]
+
+
+def test_service_ids_that_differ_only_in_case_are_refused(factories: Factories) -> None:
+    text = "services:\n  orders: []\n  Orders:\n    - {host: 10.0.0.1, port: 80}\n"
+    with pytest.raises(ConfigErrors) as caught:
+        parse(text, factories)
+    assert [str(error) for error in caught.value] == [
+        "routes.yml: services.Orders: service 'Orders' differs from 'orders' only in case "
+        "(service ids compare case-insensitively)",
+    ]
+
+
+def test_lb_uri_keeps_the_service_id_as_written() -> None:
+    assert RouteUri.parse("lb://Orders-Svc").service == "Orders-Svc"
+    assert RouteUri.parse("lb:ws://Chat:80").service == "Chat"

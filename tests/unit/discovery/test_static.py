@@ -16,3 +16,11 @@ async def test_static_registry_snapshot_and_replace() -> None:
     assert registry.services() == ["users"]
     assert registry.instances("orders") == ()
     await registry.stop()
+
+
+def test_static_registry_ids_compare_case_insensitively() -> None:
+    a = ServiceInstance("Orders-Svc", "o1", "10.0.0.1", 80)
+    registry = StaticRegistry({"Orders-Svc": [a]})
+    assert registry.has("orders-svc") and registry.has("ORDERS-SVC")
+    assert registry.instances("orders-svc") == (a,)
+    assert registry.services() == ["Orders-Svc"]  # listed as configured
