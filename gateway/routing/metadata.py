@@ -1,10 +1,12 @@
 """Route metadata the gateway itself reads, parsed and checked once when the route is built:
-SCG's ``connect-timeout`` / ``response-timeout`` (ms), and ours — ``load-balancer``,
+SCG's ``connect-timeout`` / ``response-timeout`` (ms; ``response-timeout: -1``, any negative
+value in SCG, turns the response timeout off for the route), and ours — ``load-balancer``,
 ``hash-on``, ``max-concurrent``, ``max-concurrent-per-instance``, ``deadline`` (ms) and
 ``hedge-delay`` (ms)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +24,7 @@ class RoutePolicy:
     built. A value that is not valid is a config error, never a silent default."""
 
     connect_timeout: float | None = None  # seconds; None: the gateway's
-    response_timeout: float | None = None
+    response_timeout: float | None = None  # math.inf: none at all (``response-timeout: -1``)
     balancer: BalancerSpec | None = None  # None: the service's default (round robin)
     max_concurrent: int | None = None  # per service (the bulkhead)
     max_per_instance: int | None = None
@@ -43,18 +45,23 @@ def _positive_int(metadata: Mapping[str, Any], key: str) -> int | None:
     return number
 
 
-def _millis(metadata: Mapping[str, Any], key: str) -> float | None:
+def _millis(
+    metadata: Mapping[str, Any], key: str, *, negative_is_off: bool = False
+) -> float | None:
     value = metadata.get(key)
     if value is None:
         return None
     try:
         millis = float(str(value))
     except ValueError:
-        millis = -1.0
-    if millis <= 0:
-        raise ConfigError(
-            f"metadata {key}: expected a positive number of milliseconds, got {value!r}"
-        )
+        millis = math.nan
+    if negative_is_off and millis < 0:
+        return math.inf
+    if not millis > 0 or millis == math.inf:
+        expected = "a positive number of milliseconds"
+        if negative_is_off:
+            expected += " or -1 (no timeout)"
+        raise ConfigError(f"metadata {key}: expected {expected}, got {value!r}")
     return millis / 1000.0
 
 
@@ -71,7 +78,10 @@ def merge_policy(service: Mapping[str, Any], route: Mapping[str, Any]) -> dict[s
 
 
 def route_policy(metadata: Mapping[str, Any]) -> RoutePolicy:
-    connect, response = (_millis(metadata, key) for key in TIMEOUT_KEYS)  # SCG's, checked first
+    # SCG's, checked first. A negative connect-timeout is no "off" in SCG: Netty refuses it
+    # (it logs the rejected option and connects with its default), so it stays an error here.
+    connect = _millis(metadata, "connect-timeout")
+    response = _millis(metadata, "response-timeout", negative_is_off=True)
     balancer: BalancerSpec | None = None
     policy = metadata.get("load-balancer")
     hash_on = metadata.get("hash-on")

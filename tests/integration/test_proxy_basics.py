@@ -154,6 +154,32 @@ async def test_upstream_timeout_is_504(
         assert (await resp.json())["error"] == "Gateway Timeout"
 
 
+async def test_response_timeout_minus_one_turns_the_timeout_off_for_the_route(
+    upstream: Upstream, make_gateway: MakeGateway, session: aiohttp.ClientSession
+) -> None:
+    """SCG's ``response-timeout: -1``: no response timeout on that route, even though the
+    gateway's own default (0.3 s here) would have answered 504."""
+    gw = await make_gateway(
+        f"""
+        routes:
+          - id: patient
+            uri: {upstream.url}
+            predicates: [Path=/delay/**]
+            metadata:
+              response-timeout: -1
+          - id: default
+            uri: {upstream.url}
+            predicates: [Path=/slow/**]
+            filters: [StripPrefix=1]
+        """,
+        response_timeout=0.3,
+    )
+    async with session.get(f"{gw.url}/delay/1") as resp:
+        assert resp.status == 200
+    async with session.get(f"{gw.url}/slow/delay/1") as resp:  # the same call, the default
+        assert resp.status == 504
+
+
 async def test_a_slow_upload_is_not_a_response_timeout(
     upstream: Upstream, make_gateway: MakeGateway, session: aiohttp.ClientSession
 ) -> None:

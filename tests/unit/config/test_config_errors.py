@@ -479,3 +479,22 @@ def test_service_policy_and_instances_load(
     assert "billing" not in config.services  # policy only: instances from discovery
     assert config.service_policies["orders"]["hash-on"] == "header:X-User"
     assert config.service_policies["billing"] == {"load-balancer": "least_request"}
+
+
+def test_route_response_timeout_accepts_minus_one_and_nothing_else_below_one(
+    tmp_path: Path,
+) -> None:
+    from gateway.filters.catalog import builtin_filters
+    from gateway.predicates.catalog import builtin_predicates
+
+    path = tmp_path / "routes.yml"
+    path.write_text(
+        "routes:\n  - id: patient\n    uri: http://127.0.0.1:1\n    metadata: {response-timeout: -1}\n"
+        "  - id: zero\n    uri: http://127.0.0.1:1\n    metadata: {response-timeout: 0}\n"
+    )
+    with pytest.raises(ConfigErrors) as caught:
+        validate_file(path, builtin_predicates(), builtin_filters())
+    assert [str(error) for error in caught.value.errors] == [
+        f"{path}: routes[1] (zero): metadata response-timeout: expected a positive number of "
+        "milliseconds or -1 (no timeout), got 0"
+    ]
