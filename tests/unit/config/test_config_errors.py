@@ -489,7 +489,8 @@ def test_route_response_timeout_accepts_minus_one_and_nothing_else_below_one(
 
     path = tmp_path / "routes.yml"
     path.write_text(
-        "routes:\n  - id: patient\n    uri: http://127.0.0.1:1\n    metadata: {response-timeout: -1}\n"
+        "routes:\n  - id: patient\n    uri: http://127.0.0.1:1\n"
+        "    metadata: {response-timeout: -1}\n"
         "  - id: zero\n    uri: http://127.0.0.1:1\n    metadata: {response-timeout: 0}\n"
     )
     with pytest.raises(ConfigErrors) as caught:
