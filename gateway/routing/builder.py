@@ -113,7 +113,11 @@ def collect_routes(
     routes that built cleanly."""
     layout = layout or DocumentLayout.of(config)
     base = ctx_factory() if ctx_factory is not None else BuildContext()
-    base = replace(base, known_services=base.known_services | frozenset(config.services))
+    base = replace(
+        base,
+        known_services=base.known_services | frozenset(config.services),
+        filter_settings=config.spring.filters,  # the document's spring filter.* defaults
+    )
     reported_defaults: set[int] = set()
 
     def defaults_for(ctx: BuildContext) -> list[GatewayFilter] | None:
