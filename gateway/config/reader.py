@@ -3,7 +3,8 @@
 Routes may sit where our own format puts them (top-level ``routes:``) or where a Spring
 ``application.yml`` does (``spring.cloud.gateway.routes`` or
 ``spring.cloud.gateway.server.webflux.routes``, nested or as dotted keys). ``default-filters``
-sit beside ``routes``; ``services:`` (``gateway.config.services``) is always top-level.
+sit beside ``routes``; ``services:`` (``gateway.config.services``) is always top-level; every
+other Spring setting is ``gateway.config.spring``'s.
 
 The reader checks structure and parses every predicate and filter entry against the factories'
 shortcut specs (names and shortcut arity); building them is ``gateway.routing.builder``'s job.
@@ -38,6 +39,7 @@ from gateway.config.shortcut import (
     parse_predicate,
     unknown_key,
 )
+from gateway.config.spring import SpringReader
 from gateway.config.values import as_int, as_list
 from gateway.errors import ConfigError
 
@@ -152,12 +154,14 @@ class DocumentReader:
         services, policies = read_services(
             data.get("services"), self.errors, self.checks.service_policy
         )
+        spring = SpringReader(self.errors, self.predicates, self.filters).read(data)
         config = GatewayConfig(
             routes=tuple(routes),
             default_filters=tuple(default_filters),
             services=services,
             source=self.source,
             service_policies=policies,
+            spring=spring,
         )
         layout = DocumentLayout(
             source=self.source,
@@ -172,7 +176,8 @@ class DocumentReader:
         keys = [str(key) for key in data]
         # A Spring application.yml carries server:, management:, logging: and more beside the
         # gateway's keys; only our own format can say what belongs at the top.
-        if any(key == "spring" or key.startswith("spring.") for key in keys):
+        spring_roots = ("spring", "server", "management")
+        if any(key.split(".", 1)[0] in spring_roots for key in keys):
             return
         for key in keys:
             # ``x-`` keys are free for YAML anchors to live under, as in Compose files.

@@ -11,6 +11,7 @@ its place in the document (``routes.yml: routes[2] (orders) filters[0] (RewriteP
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol, TypeVar
@@ -51,6 +52,10 @@ class _Factory(Protocol[_Built_co]):
     def build(self) -> Callable[[Args, BuildContext], _Built_co]: ...
 
 
+def _kebab(name: str) -> str:
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", "-", name).lower()
+
+
 def _build(
     kind: str,
     name: str,
@@ -61,6 +66,14 @@ def _build(
     factory = factories.get(name)
     if factory is None:
         raise unknown_name(kind, name, factories)
+    settings = ctx.filter_settings
+    switched_off = settings.disabled_filters if kind == "filter" else settings.disabled_predicates
+    if name in switched_off:
+        # SCG then has no such factory bean: the route fails to load. Say why, by the property.
+        raise ConfigError(
+            f"{kind} {name} is switched off by spring.cloud.gateway.server.webflux."
+            f"{kind}.{_kebab(name)}.enabled: false"
+        )
     checked = Args(args)
     built = factory.build(checked, ctx)
     checked.finish()
