@@ -9,7 +9,7 @@ import asyncio
 import logging
 import os
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -166,6 +166,7 @@ class Gateway:
             tag_routes_enabled=self.consul is not None and settings.tag_routes,
             context=self._build_context,
             on_change=self._routes_changed,
+            metadata_of=self._service_metadata,
         )
         self.state = ServerState(
             self.dispatcher,
@@ -209,6 +210,12 @@ class Gateway:
 
     def _state_metrics(self) -> Iterable[GaugeMetricFamily]:
         return state_gauges(self.runtimes, self.registry)
+
+    def _service_metadata(self, service: str) -> Mapping[str, str]:
+        """One known instance's metadata (what SCG's locator expressions see of a service:
+        its first instance); empty until discovery has seen one."""
+        instances = self.registry.known_instances(service)
+        return instances[0].metadata if instances else {}
 
     def _routes_changed(self, snapshot: RouteSnapshot) -> None:
         self.dispatcher.table = snapshot.table

@@ -13,10 +13,11 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from gateway.app import Gateway, format_config_error
+from gateway.config.loader import load_config
 from gateway.errors import ConfigError
 from gateway.observability.logs import configure_logging
 from gateway.plugins import Factories, factories
-from gateway.settings import Settings, load_settings
+from gateway.settings import Settings, load_settings, with_document
 
 log = logging.getLogger("meshgate")
 
@@ -50,6 +51,16 @@ async def serve(
     log.info("shutting down worker %d", worker)
     await gateway.stop()
     return 0
+
+
+def with_document_settings(settings: Settings, found: Factories) -> Settings:
+    """The route file's Spring start-up settings (server.port, httpclient timeouts...) under
+    the environment's; read before anything binds a port. An invalid file stops here, with
+    every error, as it would a moment later in ``Gateway.load``."""
+    if settings.config is None:
+        return settings
+    config = load_config(settings.config, found.predicates, found.filters)
+    return with_document(settings, config.spring)
 
 
 def raise_open_files_limit() -> None:
@@ -93,6 +104,7 @@ def main_run() -> int:
     configure_logging(settings.log_level, settings.log_format)
     try:
         found = factories()
+        settings = with_document_settings(settings, found)
     except ConfigError as exc:
         print(format_config_error(exc), file=sys.stderr)
         return 2

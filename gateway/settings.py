@@ -10,6 +10,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.config.args import parse_duration
+from gateway.config.schema import SpringSettings
 from gateway.errors import ConfigError
 
 
@@ -176,3 +177,27 @@ def load_settings(**overrides: Any) -> Settings:
             name = field if field.startswith("GATEWAY_") else f"GATEWAY_{field}"
             problems.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
         raise ConfigError("; ".join(problems), "environment") from exc
+
+
+def with_document(settings: Settings, spring: SpringSettings) -> Settings:
+    """``settings`` with what the route document's Spring sections set at start-up —
+    ``server.port``/``address``, ``management.server.*``, ``httpclient`` timeouts,
+    ``trusted-proxies``, ``discovery.locator.enabled`` — for each setting the environment left
+    unset: an explicitly set ``GATEWAY_*`` variable wins, as a Spring property given on the
+    command line wins over application.yml."""
+    candidates: dict[str, Any] = {
+        "port": spring.server.port,
+        "host": spring.server.address,
+        "management_port": spring.server.management_port,
+        "management_host": spring.server.management_address,
+        "connect_timeout": spring.http_client.connect_timeout,
+        "response_timeout": spring.http_client.response_timeout,
+        "trusted_proxies": spring.trusted_proxies,
+        "discovery_locator_enabled": spring.locator.enabled,
+    }
+    updates = {
+        name: value
+        for name, value in candidates.items()
+        if value is not None and name not in settings.model_fields_set
+    }
+    return settings.model_copy(update=updates) if updates else settings

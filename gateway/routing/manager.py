@@ -18,38 +18,19 @@ from dataclasses import dataclass, replace
 
 from discovery.instance import ServiceInstance
 from gateway.config.schema import (
-    FilterDefinition,
     GatewayConfig,
-    PredicateDefinition,
     RouteDefinition,
 )
 from gateway.config.text import read_text
 from gateway.extension import BuildContext, FilterFactory, PredicateFactory
 from gateway.routing.builder import build_routes
+from gateway.routing.locator import locator_routes
 from gateway.routing.route import Route
 from gateway.routing.table import RouteTable
 from gateway.routing.tag_routes import tag_routes
 from gateway.routing.validate import validate_document, validate_file
 
 log = logging.getLogger("meshgate.routes")
-
-LOCATOR_PREFIX = "ReactiveCompositeDiscoveryClient_"
-
-
-def locator_definition(service: str) -> RouteDefinition:
-    """SCG's discovery-locator route for one service."""
-    return RouteDefinition(
-        id=LOCATOR_PREFIX + service,
-        uri=f"lb://{service}",
-        predicates=(PredicateDefinition("Path", {"patterns": [f"/{service}/**"]}),),
-        filters=(
-            FilterDefinition(
-                "RewritePath",
-                {"regexp": f"/{service}/?(?<remaining>.*)", "replacement": "/${remaining}"},
-            ),
-        ),
-    )
-
 
 def instances_of(config: GatewayConfig) -> dict[str, list[ServiceInstance]]:
     services: dict[str, list[ServiceInstance]] = {}
@@ -87,10 +68,12 @@ class RouteManager:
         tag_routes_enabled: bool = False,
         context: Callable[[], BuildContext] = BuildContext,
         on_change: Callable[[RouteSnapshot], None] | None = None,
+        metadata_of: Callable[[str], Mapping[str, str]] = lambda service: {},
     ) -> None:
         """``build_table`` gives built routes their chains (the stack builder); ``context``
         makes the BuildContext of each build (fresh weight groups, the typed dependencies
-        factories may use)."""
+        factories may use); ``metadata_of`` gives a service's instance metadata, which the
+        discovery locator's ``include-expression`` may read."""
         self._on_change = on_change
         self._predicates = predicates
         self._filters = filters
@@ -99,6 +82,7 @@ class RouteManager:
         self._locator = locator_enabled
         self._tags = tag_routes_enabled
         self._context = context
+        self._metadata_of = metadata_of
         self._file = GatewayConfig(source="<embedded>")
         self._kv: GatewayConfig | None = None
         self._api: dict[str, RouteDefinition] = {}
@@ -140,10 +124,9 @@ class RouteManager:
             found = tag_routes(self._catalog)
             out.extend(d for d in found.definitions if d.id not in merged)
         if self._locator:
-            for service in sorted(self._catalog):
-                rid = LOCATOR_PREFIX + service
-                if rid not in merged:
-                    out.append(locator_definition(service))
+            taken = frozenset(merged)
+            services = {name: self._metadata_of(name) for name in self._catalog}
+            out.extend(locator_routes(services, self._file.spring.locator, taken))
         return out
 
     def referenced_services(self) -> set[str]:

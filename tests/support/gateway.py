@@ -16,6 +16,7 @@ import aiohttp
 
 from gateway.app import Gateway
 from gateway.plugins import Factories
+from gateway.process import with_document_settings
 from gateway.settings import load_settings
 from tests.support.ports import free_port
 
@@ -46,7 +47,10 @@ async def start_gateway(config_file: Path | None, **settings: Any) -> RunningGat
         "shutdown_timeout": 5,
     }
     values.update(settings)
-    gateway = Gateway(load_settings(**values), Factories.builtin())
+    found = Factories.builtin()
+    # As the process does: the route file's Spring start-up settings under explicit ones.
+    settings = with_document_settings(load_settings(**values), found)
+    gateway = Gateway(settings, found)
     gateway.load()
     await gateway.start()
     return RunningGateway(gateway)
