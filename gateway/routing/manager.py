@@ -32,6 +32,28 @@ from gateway.routing.validate import validate_document, validate_file
 
 log = logging.getLogger("meshgate.routes")
 
+def _warn_start_up_changes(before: GatewayConfig, after: GatewayConfig) -> None:
+    """Spring settings read once at start-up (they size sockets, clients and watches) don't
+    change with a reload: say so rather than seem to apply them."""
+    old, new = before.spring, after.spring
+    changed = [
+        name
+        for name, a, b in (
+            ("server.* / management.server.*", old.server, new.server),
+            ("httpclient.*", old.http_client, new.http_client),
+            ("trusted-proxies", old.trusted_proxies, new.trusted_proxies),
+            ("discovery.locator.enabled", old.locator.enabled, new.locator.enabled),
+        )
+        if a != b
+    ]
+    if changed:
+        log.warning(
+            "%s: %s changed; these are read at start-up and take effect on restart",
+            after.source,
+            ", ".join(changed),
+        )
+
+
 def instances_of(config: GatewayConfig) -> dict[str, list[ServiceInstance]]:
     services: dict[str, list[ServiceInstance]] = {}
     for name, defs in config.services.items():
@@ -140,6 +162,8 @@ class RouteManager:
         else:
             config, _ = validate_file(self._path, self._predicates, self._filters, self._context)
         self._rebuild(config, self._kv, self._api, self._catalog)
+        if self._file.source == config.source:  # a reload, not the first load
+            _warn_start_up_changes(self._file, config)
         self._file = config
         self.last_error = None
         return config
