@@ -32,6 +32,7 @@ from gateway.routing.validate import validate_document, validate_file
 
 log = logging.getLogger("meshgate.routes")
 
+
 def _warn_start_up_changes(before: GatewayConfig, after: GatewayConfig) -> None:
     """Spring settings read once at start-up (they size sockets, clients and watches) don't
     change with a reload: say so rather than seem to apply them."""
