@@ -85,7 +85,8 @@ class FilterSettings:
     )
     # filter.secure-headers.*: header name (as SCG's property) -> value
     secure_headers: Mapping[str, str] = field(default_factory=dict)
-    secure_headers_disabled: tuple[str, ...] = ()
+    secure_headers_disabled: tuple[str, ...] = ()  # filter.secure-headers.disable
+    secure_headers_enabled: tuple[str, ...] = ()  # filter.secure-headers.enable (opt-in ones)
     # Factories switched off by filter.<name>.enabled / predicate.<name>.enabled: false
     disabled_filters: frozenset[str] = frozenset()
     disabled_predicates: frozenset[str] = frozenset()

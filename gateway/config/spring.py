@@ -399,9 +399,10 @@ PROPERTIES: tuple[Property, ...] = (
         )
     ),
     _honour("filter.secure-headers.disable", _header_names, whole=True),
+    _honour("filter.secure-headers.enable", _header_names, whole=True),
     _refuse(
         "filter.secure-headers.enabled-headers",
-        "choose headers per route with SecureHeaders' enable/disable arguments",
+        "use filter.secure-headers.enable (or the route's enable argument)",
         whole=True,
     ),
     _refuse(
@@ -731,20 +732,22 @@ class SpringReader:
         secure = {
             name.removeprefix("filter.secure-headers."): value
             for name, value in values.items()
-            if name.startswith("filter.secure-headers.") and name != "filter.secure-headers.disable"
+            if name.startswith("filter.secure-headers.")
         }
-        disable_entry = self._found.get(_path_of("filter.secure-headers.disable"))
-        disabled: tuple[str, ...] = ()
-        if disable_entry is not None:
-            try:
-                disabled = _header_names(disable_entry.value)
-            except ConfigError as exc:
-                self.fail(exc.reason, disable_entry.written)
+        header_lists: dict[str, tuple[str, ...]] = {}
+        for which in ("disable", "enable"):
+            entry = self._found.get(_path_of(f"filter.secure-headers.{which}"))
+            if entry is not None:
+                try:
+                    header_lists[which] = _header_names(_indexed_list(entry.value))
+                except ConfigError as exc:
+                    self.fail(exc.reason, entry.written)
         filters = FilterSettings(
             original_status_header=values.get("set-status.original-status-header-name"),
             local_response_cache=cache,
             secure_headers=secure,
-            secure_headers_disabled=disabled,
+            secure_headers_disabled=header_lists.get("disable", ()),
+            secure_headers_enabled=header_lists.get("enable", ()),
             disabled_filters=self._disabled("filter", self.filters),
             disabled_predicates=self._disabled("predicate", self.predicates),
         )

@@ -8,9 +8,12 @@ each header's value may be overridden under its ``SecureHeadersProperties`` name
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
 from gateway.config.args import Args
+from gateway.errors import ConfigError
 from gateway.exchange import Exchange, Response
 from gateway.extension import BuildContext, FilterFactory, GatewayFilter, SyncFilter
 from gateway.filters.describe import filter_text
@@ -113,20 +116,42 @@ class SecureHeaders(SyncFilter):
         return filter_text(self.name)
 
 
-def _names(args: Args, key: str) -> set[str]:
-    names: list[str] = args.str_list(key, [])
-    lowered = {name.lower() for name in names}
-    unknown = sorted(lowered - _KNOWN)
+def _check_names(names: set[str], fail: Callable[[str], NoReturn]) -> set[str]:
+    unknown = sorted(names - _KNOWN)
     if unknown:
-        args.fail(key, f"unknown header(s) {', '.join(unknown)} (use {', '.join(sorted(_KNOWN))})")
-    return lowered
+        fail(f"unknown header(s) {', '.join(unknown)} (use {', '.join(sorted(_KNOWN))})")
+    return names
+
+
+def _names(args: Args, key: str) -> set[str] | None:
+    if not args.has(key):
+        return None
+    names: list[str] = args.str_list(key, [])
+    return _check_names({name.lower() for name in names}, lambda reason: args.fail(key, reason))
+
+
+def _global(names: tuple[str, ...], which: str) -> set[str]:
+    def fail(reason: str) -> NoReturn:
+        raise ConfigError(
+            f"spring.cloud.gateway.server.webflux.filter.secure-headers.{which}: {reason}"
+        )
+
+    return _check_names(set(names), fail)
 
 
 def _build(args: Args, ctx: BuildContext) -> GatewayFilter:
+    settings = ctx.filter_settings
     disabled, enabled = _names(args, "disable"), _names(args, "enable")
+    # As SCG: a route that says which headers (enable, disable or permissions-policy) decides
+    # alone; otherwise the global filter.secure-headers.enable/disable apply.
+    if disabled is None and enabled is None and not args.has("permissions-policy"):
+        disabled = _global(settings.secure_headers_disabled, "disable")
+        enabled = _global(settings.secure_headers_enabled, "enable")
+    disabled, enabled = disabled or set(), enabled or set()
     chosen: list[tuple[str, str]] = []
     for header in HEADERS:
-        value = header.default
+        # The route's value, else the global filter.secure-headers.<property>, else SCG's.
+        value = settings.secure_headers.get(header.keys[0], header.default)
         for key in header.keys:
             override: str | None = args.str(key, None)
             if override is not None:

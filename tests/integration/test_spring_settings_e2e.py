@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import aiohttp
+import pytest
 
 from tests.conftest import MakeGateway
 from tests.support.echoed import get
@@ -80,3 +81,48 @@ async def test_discovery_locator_from_the_document(
     async with session.get(f"{gw.management_url}/actuator/gateway/routes") as resp:
         ids = [route["route_id"] for route in await resp.json()]
     assert ids == ["sd-Orders"]
+
+
+async def test_global_secure_headers_settings_as_scg_applies_them(
+    upstream: Upstream, make_gateway: MakeGateway, session: aiohttp.ClientSession
+) -> None:
+    gw = await make_gateway(
+        f"""
+        {NEW}:
+          filter.secure-headers:
+            frame-options: SAMEORIGIN
+            disable: [x-download-options]
+            enable: [permissions-policy]
+            permissions-policy: camera=()
+          routes:
+            - id: own
+              uri: {upstream.url}
+              predicates: [Path=/own/**]
+              filters:
+                - name: SecureHeaders
+                  args: {{disable: x-frame-options}}
+            - id: global
+              uri: {upstream.url}
+              filters: [SecureHeaders]
+        """
+    )
+    headers = (await get(session, f"{gw.url}/x")).headers
+    assert headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert "X-Download-Options" not in headers
+    assert headers["Permissions-Policy"] == "camera=()"
+    # A route that says which headers decides alone (SCG): the global lists don't apply,
+    # the global values still do.
+    own = (await get(session, f"{gw.url}/own/x")).headers
+    assert "X-Frame-Options" not in own and own["X-Download-Options"] == "noopen"
+    assert "Permissions-Policy" not in own
+    assert own["Referrer-Policy"] == "no-referrer"
+
+
+async def test_an_unknown_global_secure_header_is_an_error(make_gateway: MakeGateway) -> None:
+    from gateway.config.errors import ConfigErrors
+
+    with pytest.raises(ConfigErrors, match=r"filter\.secure-headers\.disable: unknown header"):
+        await make_gateway(
+            f"{NEW}:\n  filter.secure-headers.disable: [x-frame]\n"
+            "  routes:\n    - {id: r, uri: 'http://127.0.0.1:1', filters: [SecureHeaders]}\n"
+        )
