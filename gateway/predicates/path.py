@@ -41,7 +41,12 @@ class PathPredicate(Predicate):
 
 
 def build(args: Args, ctx: BuildContext) -> Predicate:
-    texts: list[str] = args.str_list("patterns")
+    # ``pattern`` is how SCG's documentation writes the discovery locator's Path argument
+    # (``args[pattern]``); SCG gathers every value of a Path's arguments, whatever its key.
+    if args.has("pattern") and not args.has("patterns"):
+        texts: list[str] = args.str_list("pattern")
+    else:
+        texts = args.str_list("patterns")
     trailing: bool = args.bool("matchTrailingSlash", True)
     # SCG still binds the deprecated name of the same setting.
     if args.has("matchOptionalTrailingSeparator"):

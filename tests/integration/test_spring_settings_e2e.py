@@ -126,3 +126,29 @@ async def test_an_unknown_global_secure_header_is_an_error(make_gateway: MakeGat
             f"{NEW}:\n  filter.secure-headers.disable: [x-frame]\n"
             "  routes:\n    - {id: r, uri: 'http://127.0.0.1:1', filters: [SecureHeaders]}\n"
         )
+
+
+async def test_locator_predicates_and_filters_as_scg_documents_them(
+    upstream: Upstream, make_gateway: MakeGateway, session: aiohttp.ClientSession
+) -> None:
+    gw = await make_gateway(
+        f"""
+        services:
+          orders:
+            - {{host: 127.0.0.1, port: {upstream.port}}}
+        {NEW}.discovery.locator:
+          enabled: true
+          predicates:
+            - name: Path
+              args:
+                pattern: "'/api/'+serviceId+'/**'"
+          filters:
+            - name: RewritePath
+              args:
+                regexp: "'/api/' + serviceId + '/?(?<remaining>.*)'"
+                replacement: "'/${{remaining}}'"
+        """
+    )
+    answer = await get(session, f"{gw.url}/api/orders/items")
+    assert (answer.status, answer.path) == (200, "/items")
+    assert (await get(session, f"{gw.url}/orders/items")).status == 404
