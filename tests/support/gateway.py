@@ -49,8 +49,8 @@ async def start_gateway(config_file: Path | None, **settings: Any) -> RunningGat
     values.update(settings)
     found = Factories.builtin()
     # As the process does: the route file's Spring start-up settings under explicit ones.
-    settings = with_document_settings(load_settings(**values), found)
-    gateway = Gateway(settings, found)
+    resolved = with_document_settings(load_settings(**values), found)
+    gateway = Gateway(resolved, found)
     gateway.load()
     await gateway.start()
     return RunningGateway(gateway)
@@ -112,14 +112,32 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
-def spawn_gateway(config_file: Path | None, log_dir: Path, **env: str) -> GatewayProcess:
-    port = int(env.pop("GATEWAY_PORT", free_port()))
-    management_port = int(env.pop("GATEWAY_MANAGEMENT_PORT", free_port()))
+def spawn_gateway(
+    config_file: Path | None,
+    log_dir: Path,
+    *,
+    document_ports: tuple[int, int] | None = None,
+    **env: str,
+) -> GatewayProcess:
+    """Start ``python -m gateway``. Its ports come from the environment (free ones unless
+    ``env`` names them) or, with ``document_ports``, from the route document (server.port and
+    management.server.port, which the caller wrote there): then no GATEWAY_*PORT is set."""
+    if document_ports is not None:
+        port, management_port = document_ports
+        ports: dict[str, str] = {}
+    else:
+        port = int(env.pop("GATEWAY_PORT", free_port()))
+        management_port = int(env.pop("GATEWAY_MANAGEMENT_PORT", free_port()))
+        ports = {"GATEWAY_PORT": str(port), "GATEWAY_MANAGEMENT_PORT": str(management_port)}
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if document_ports is None or name not in ("GATEWAY_PORT", "GATEWAY_MANAGEMENT_PORT")
+    }
     full_env = {
-        **os.environ,
+        **inherited,
         "GATEWAY_HOST": "127.0.0.1",
-        "GATEWAY_PORT": str(port),
-        "GATEWAY_MANAGEMENT_PORT": str(management_port),
+        **ports,
         **({"GATEWAY_CONFIG": str(config_file)} if config_file else {}),
         **env,
     }
