@@ -9,7 +9,12 @@ SCG accepts two spellings of the same thing:
 
 Both come out as the same ``PredicateDefinition``/``FilterDefinition`` with normalised args, so
 everything after this point sees one shape. Names are case-sensitive, as in SCG; an unknown name
-is reported with the close matches.
+is reported with the close matches, and an SCG factory meshgate refuses with the reason
+(``gateway.config.refused``).
+
+Shortcut values are split as SCG's ``tokenizeToStringArray`` splits them: on commas, trimmed,
+and with empty tokens dropped — so SCG's documented
+``RewriteResponseHeader=X-Response-Red, , password=[^&]+, password=***`` has three values.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from gateway.config.args import (
     normalize_shortcut,
     split_shortcut,
 )
+from gateway.config.refused import refusal
 from gateway.config.schema import FilterDefinition, PredicateDefinition
 from gateway.errors import ConfigError
 
@@ -52,7 +58,11 @@ def suggest(name: str, known: Iterable[str], limit: int = 3) -> list[str]:
 
 
 def unknown_name(kind: str, name: str, known: Iterable[str]) -> ConfigError:
-    """``unknown filter 'StripPrefx' (did you mean StripPrefix?)``"""
+    """``unknown filter 'StripPrefx' (did you mean StripPrefix?)``; for an SCG factory meshgate
+    refuses, ``SaveSession is not supported: <why>``."""
+    refused = refusal(kind, name)
+    if refused is not None:
+        return ConfigError(refused)
     matches = suggest(name, known)
     hint = f" (did you mean {' or '.join(matches)}?)" if matches else ""
     return ConfigError(f"unknown {kind} {name!r}{hint}")
@@ -78,12 +88,18 @@ def entry_name(entry: object) -> str | None:
     return None
 
 
+def shortcut_values(text: str) -> list[str]:
+    """The values of a shortcut's argument text, as SCG's ``tokenizeToStringArray(text, ",")``
+    gives them: trimmed, empty tokens dropped (``a, , b`` is two values, not three)."""
+    return [value for value in split_shortcut(text) if value]
+
+
 def written_args(entry: object) -> dict[str, Any]:
     """The arguments of an entry as SCG's ``RouteDefinition`` keeps them: a shortcut's values
     under generated keys, an expanded entry's ``args`` as written."""
     if isinstance(entry, str):
         _, sep, rest = entry.partition("=")
-        values = split_shortcut(rest) if sep else []
+        values = shortcut_values(rest) if sep else []
         return {f"{_GENKEY}{index}": value for index, value in enumerate(values)}
     if isinstance(entry, Mapping) and isinstance(entry.get("args"), Mapping):
         return {str(key): value for key, value in entry["args"].items()}
@@ -130,7 +146,7 @@ def _parse_shortcut(
     if not name:
         raise ConfigError(f"{kind} {text!r} has no name before '='")
     factory = _lookup(name, factories, kind)
-    values = split_shortcut(rest) if sep else []
+    values = shortcut_values(rest) if sep else []
     return name, normalize_shortcut(values, factory.shortcut_fields, factory.shortcut_type)
 
 

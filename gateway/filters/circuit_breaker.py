@@ -1,8 +1,14 @@
 """CircuitBreaker and FallbackHeaders, with Spring Cloud Gateway's arguments.
 
-``CircuitBreaker=name`` or ``{name, fallbackUri: forward:/path, statusCodes, resumeWithoutError}``
-wraps the rest of the route in a breaker named ``name`` (routes naming the same breaker share
-it). Failures are upstream errors (connect, reset, timeout) and responses whose status is in
+``CircuitBreaker=name`` or ``{name, fallbackUri: forward:/path, statusCodes, resumeWithoutError,
+routeId}`` wraps the rest of the route in a breaker named ``name`` (routes naming the same
+breaker share it); without a name, the breaker is the route's own, named by its id. ``routeId``
+is accepted and has no effect, as in SCG 5.0.4: SCG overwrites it with the id of the route the
+filter is on before building the filter (``HasRouteId``), so the route's own id is what names an
+unnamed breaker (checked against the real SCG: on route ``cb`` with ``routeId: other``, the
+breaker is ``cb``).
+
+Failures are upstream errors (connect, reset, timeout) and responses whose status is in
 ``statusCodes``. On a failure or while the breaker is open:
 - with ``fallbackUri`` the request is dispatched again inside the gateway at that path (the
   route it matches answers; ``FallbackHeaders`` there can tell the upstream what went wrong);
@@ -56,6 +62,7 @@ class CircuitBreakerFilter(WrappingFilter):
         self,
         breaker_name: str,
         *,
+        written_name: str = "",
         fallback_path: str | None,
         fallback_text: str | None,
         status_codes: frozenset[int],
@@ -67,6 +74,7 @@ class CircuitBreakerFilter(WrappingFilter):
     ) -> None:
         """``breaker`` None, ``forward`` None: built only to validate a file."""
         self.breaker_name = breaker_name
+        self._written_name = written_name
         self._fallback_path = fallback_path
         self._fallback_text = fallback_text
         self._status_codes = status_codes
@@ -79,8 +87,12 @@ class CircuitBreakerFilter(WrappingFilter):
         self._max_body = max_body
 
     def describe(self) -> str:
-        return filter_text(
-            self.name, ("name", self.breaker_name), ("fallbackUri", self._fallback_text)
+        # SCG's text, from its Resilience4J factory: the name as written ('' when the route id
+        # names the breaker) and the fallback URI unquoted ('' when there is none).
+        fallback = self._fallback_text if self._fallback_text is not None else "''"
+        return (
+            f"[SpringCloudCircuitBreakerResilience4JFilterFactory name = '{self._written_name}',"
+            f" fallback = {fallback}]"
         )
 
     def wrap(self, inner: Handler) -> Handler:
@@ -201,7 +213,10 @@ def _breaker_policy(ctx: BuildContext, base: BreakerPolicy) -> BreakerPolicy | N
 
 
 def _build(args: Args, ctx: BuildContext) -> GatewayFilter:
-    name = args.str("name", "") or ctx.route_id or "default"
+    written: str = args.str("name", "")
+    args.raw("routeId", None)  # read, so it is not "unknown"; SCG replaces it by the route's id
+    # SCG's Config.getId(): the name when it has text, else the route id.
+    name = written if written.strip() else (ctx.route_id or "default")
     fallback = args.str("fallbackUri", None)
     fallback_path: str | None = None
     if fallback is not None:
@@ -231,6 +246,7 @@ def _build(args: Args, ctx: BuildContext) -> GatewayFilter:
     breaker = runtimes.breakers.get(name, policy) if runtimes is not None else None
     return CircuitBreakerFilter(
         name,
+        written_name=written,
         fallback_path=fallback_path,
         fallback_text=fallback,
         status_codes=frozenset(codes),

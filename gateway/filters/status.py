@@ -1,14 +1,26 @@
 """SetStatus, and the parsing of a status given as a number or a Spring ``HttpStatus`` name
-(shared with RedirectTo)."""
+(shared with RedirectTo).
+
+With SCG's global ``set-status.original-status-header-name`` set (``ctx.filter_settings``),
+SetStatus also sends the status the response had before it, in that header, as SCG 5.0.4 does
+(checked against the real SCG): the value is Java's ``List.toString()`` of the code
+(``X-Original-Status: [200]``), it replaces any such header the upstream sent, and it is sent
+even when the status does not change (SCG sets the status, and so the header, whenever the
+response is not yet committed, which it never is when a route filter's post phase runs)."""
 
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 
 from gateway.config.args import Args
+from gateway.errors import ConfigError
 from gateway.exchange import Exchange, Response
 from gateway.extension import BuildContext, FilterFactory, GatewayFilter, SyncFilter
 from gateway.filters.describe import filter_text
+
+# An HTTP token (RFC 9110): what a header name must be, as header_args checks argument names.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 # Spring's HttpStatus names where they differ from Python's HTTPStatus (both sets accepted).
 _SPRING_NAMES = {
@@ -52,15 +64,19 @@ def status_arg(args: Args, key: str = "status") -> tuple[str, int]:
 class SetStatus(SyncFilter):
     name = "SetStatus"
 
-    def __init__(self, text: str, status: int) -> None:
+    def __init__(self, text: str, status: int, original_status_header: str | None = None) -> None:
         self._text = text
         self._status = status
+        self._original_status_header = original_status_header
 
     def post(self, exchange: Exchange, response: Response) -> None:
-        if response.status != self._status:
+        original = response.status
+        if original != self._status:
             response.status = self._status
             # the upstream's reason phrase described the old status
             response.reason = None
+        if self._original_status_header is not None:
+            response.headers.set(self._original_status_header, f"[{original}]")
 
     def describe(self) -> str:
         return filter_text(self.name, ("status", self._text))
@@ -69,7 +85,14 @@ class SetStatus(SyncFilter):
 def _build(args: Args, ctx: BuildContext) -> GatewayFilter:
     text, status = status_arg(args)
     args.finish()
-    return SetStatus(text, status)
+    header = ctx.filter_settings.original_status_header
+    if header is not None and not _TOKEN.fullmatch(header):
+        # A global setting, checked where it takes effect: once, with a place in the file,
+        # rather than on every response.
+        raise ConfigError(
+            f"set-status.original-status-header-name {header!r} is not a valid header name"
+        )
+    return SetStatus(text, status, header)
 
 
 FACTORIES: tuple[FilterFactory, ...] = (FilterFactory("SetStatus", ("status",), _build),)

@@ -13,6 +13,7 @@ from gateway.predicates import (
     query,
     remote_addr,
     weight,
+    xforwarded_remote_addr,
 )
 
 
@@ -28,5 +29,6 @@ def builtin_predicates() -> dict[str, PredicateFactory]:
         query.FACTORY,
         remote_addr.FACTORY,
         weight.FACTORY,
+        xforwarded_remote_addr.FACTORY,
     )
     return {factory.name: factory for factory in factories}

@@ -33,6 +33,7 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("RemoveRequestHeader", {"name": ""}, "name"),
     ("RemoveRequestParameter", {"name": ""}, "name"),
+    ("RewriteRequestParameter", {"name": "", "replacement": "x"}, "name"),
     ("RemoveResponseHeader", {"name": "a b"}, "name"),
     ("RequestHeaderSize", {"maxSize": "lots"}, "maxSize"),
     ("RequestHeaderSize", {"maxSize": "0"}, "maxSize"),

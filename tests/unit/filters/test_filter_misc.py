@@ -245,7 +245,8 @@ def test_catalog_is_complete_and_fresh() -> None:
         "AddResponseHeader", "DedupeResponseHeader", "MapRequestHeader", "PrefixPath",
         "PreserveHostHeader", "RedirectTo", "RemoveRequestHeader", "RemoveRequestParameter",
         "RemoveResponseHeader", "RequestHeaderSize", "RequestSize",
-        "RewriteLocationResponseHeader", "RewritePath", "RewriteResponseHeader", "SecureHeaders",
+        "RewriteLocationResponseHeader", "RewritePath", "RewriteRequestParameter",
+        "RewriteResponseHeader", "SecureHeaders",
         "SetPath", "SetRequestHeader", "SetRequestHostHeader", "SetResponseHeader", "SetStatus",
         "StripPrefix", "Retry", "CircuitBreaker", "FallbackHeaders",
     }  # fmt: skip

@@ -17,6 +17,7 @@ def test_all_scg_names() -> None:
         "Query",
         "RemoteAddr",
         "Weight",
+        "XForwardedRemoteAddr",
     ]
     assert all(name == factory.name for name, factory in factories.items())
 
