@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 
+from gateway.cors import CorsVerdict
 from gateway.errors import GatewayError, NotFound, from_call_error
 from gateway.exchange import Exchange, Request, Response
 from gateway.filters.local_response import json_error
 from gateway.headers import Headers
+from gateway.routing.route import Route
 from gateway.routing.table import RouteTable
 from resilience.errors import CallError
 
@@ -54,11 +56,35 @@ class Dispatcher:
             if route is None:
                 raise NotFound(f"no route for {exchange.request.method} {exchange.request.path}")
             exchange.route = route
+            # The build's CORS table travels with its routes (None: no CORS configured).
+            cors = route.policy.cors
+            if cors is not None:
+                verdict = cors.check(exchange)
+                if verdict is not None:
+                    return await self._cors(route, exchange, verdict)
             return await route.handler(exchange)
         except CallError as exc:
             return self._failed(exchange, from_call_error(exc))
         except GatewayError as error:
             return self._failed(exchange, error)
+
+    async def _cors(self, route: Route, exchange: Exchange, verdict: CorsVerdict) -> Response:
+        """A request CORS had a say on: refused, a preflight answered here, or forwarded with
+        the CORS headers put before the upstream's own (on an error response too, as SCG)."""
+        if verdict.status == 403:
+            response = self._failed(exchange, GatewayError(verdict.reason, status=403))
+        elif verdict.status is not None:
+            response = Response(verdict.status, Headers(), b"")  # a preflight: never forwarded
+        else:
+            try:
+                response = await route.handler(exchange)
+            except CallError as exc:
+                response = self._failed(exchange, from_call_error(exc))
+            except GatewayError as error:
+                response = self._failed(exchange, error)
+        if verdict.headers:
+            response.headers = Headers([*verdict.headers, *response.headers.raw])
+        return response
 
     async def dispatch(self, exchange: Exchange) -> Response:
         """Route matching without the error boundary (internal forwards run inside it)."""

@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
 from gateway.config.args import Args
-from gateway.config.errors import DocumentLayout, ErrorCollector
+from gateway.config.errors import RANK_DOCUMENT, DocumentLayout, ErrorCollector
 from gateway.config.schema import FilterDefinition, GatewayConfig, PredicateDefinition
 from gateway.config.shortcut import unknown_name
 from gateway.errors import ConfigError
@@ -28,7 +28,8 @@ from gateway.extension import (
     Predicate,
     PredicateFactory,
 )
-from gateway.routing.metadata import RoutePolicy, merge_policy, route_policy
+from gateway.filters.catalog import builtin_global_filters
+from gateway.routing.metadata import RoutePolicy, merge_policy, route_policy, with_cors
 from gateway.routing.route import Route, RouteUri
 
 ContextFactory = Callable[[], BuildContext]
@@ -38,13 +39,19 @@ _Built_co = TypeVar("_Built_co", covariant=True)
 
 
 def scg_filter_order(default_filters: Sequence[_T], route_filters: Sequence[_T]) -> list[_T]:
-    """SCG's merge: each list's filters get their 1-based index as order, then the two lists,
+    """SCG's merge: each list's filters get their 1-based index as order — unless a filter
+    has an order of its own (``GatewayFilter.order``, SCG's Ordered) — then the two lists,
     default filters first, are stable-sorted by it — so default[0], route[0], default[1],
     route[1], … and the longer list's tail last."""
-    ordered = [(i + 1, f) for i, f in enumerate(default_filters)]
-    ordered += [(i + 1, f) for i, f in enumerate(route_filters)]
+    ordered = [(_order_of(f, i + 1), f) for i, f in enumerate(default_filters)]
+    ordered += [(_order_of(f, i + 1), f) for i, f in enumerate(route_filters)]
     ordered.sort(key=lambda item: item[0])
     return [f for _, f in ordered]
+
+
+def _order_of(item: object, place: int) -> int:
+    own = getattr(item, "order", None)
+    return own if isinstance(own, int) else place
 
 
 class _Factory(Protocol[_Built_co]):
@@ -131,6 +138,8 @@ def collect_routes(
         known_services=base.known_services | frozenset(config.services),
         filter_settings=config.spring.filters,  # the document's spring filter.* defaults
     )
+    # Built once for the table: every route shares them (the global response cache).
+    global_filters = builtin_global_filters(base)
     reported_defaults: set[int] = set()
 
     def defaults_for(ctx: BuildContext) -> list[GatewayFilter] | None:
@@ -219,9 +228,15 @@ def collect_routes(
                 definition=definition,
                 policy=policy,
                 pattern=next((p for p in (q.route_pattern() for q in built_predicates) if p), None),
+                global_filters=global_filters,
             )
         )
-    return routes
+    try:
+        # The build's CORS table (every route's metadata.cors, then globalcors) on each route.
+        return with_cors(routes, config.spring.cors)
+    except ConfigError as exc:  # a globalcors path pattern that does not parse
+        errors.add(exc, key=(RANK_DOCUMENT,))
+        return routes
 
 
 def _service_policy(config: GatewayConfig, service: str) -> Mapping[str, Any] | None:
