@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from gateway.config.args import parse_bool, parse_data_size, parse_duration
-from gateway.config.cors import CorsConfiguration, parse_cors
+from gateway.config.cors import CorsConfiguration, check_cors_pattern, parse_cors
 from gateway.config.errors import RANK_DOCUMENT, ErrorCollector
 from gateway.config.schema import (
     FilterDefinition,
@@ -315,7 +315,8 @@ PROPERTIES: tuple[Property, ...] = (
         "globalcors.add-to-simple-url-handler-mapping",
         _bool,
         False,
-        "a preflight to a path no route matches is not answered",
+        "CORS is answered on the paths routes match; for a route with a Method predicate, "
+        "add OPTIONS to it so its preflights reach the route",
     ),
     _default("handler-mapping.order", _int, 1, "the gateway's handler is the only one there is"),
     _default("route-filter-cache-enabled", _bool, False, "filters are built once per route anyway"),
@@ -829,10 +830,8 @@ class SpringReader:
             if pattern.startswith("[") and pattern.endswith("]"):
                 pattern = pattern[1:-1]  # Spring's map-key brackets
             where = f"{entry.written}.[{pattern}]"
-            if not pattern.startswith("/"):
-                self.fail(f"a path pattern must start with '/', got {pattern!r}", where)
-                continue
             try:
+                check_cors_pattern(pattern)
                 out.append((pattern, parse_cors(raw)))
             except ConfigError as exc:
                 self.errors.add(exc, where, key=_KEY)

@@ -54,6 +54,13 @@ spring:
           filter:
             secure-headers:
               frame-options: SAMEORIGIN
+          globalcors:
+            cors-configurations:
+              '[/api/**]':
+                allowedOrigins: "https://app.example.org"
+                allowedMethods: [GET, POST]
+                allowedHeaders: "*"
+                maxAge: 3600
           default-filters:
             - AddResponseHeader=X-Gateway, meshgate
             - DedupeResponseHeader=Access-Control-Allow-Origin, RETAIN_FIRST
@@ -63,7 +70,7 @@ spring:
               order: 1
               predicates:
                 - Path=/api/orders/**
-                - Method=GET,POST
+                - Method=GET,POST,OPTIONS
               filters:
                 - StripPrefix=1
                 - AddRequestHeader=X-Request-Source, edge
@@ -152,6 +159,27 @@ async def test_trusted_proxies(gateway: GatewayProcess, session: aiohttp.ClientS
         session, f"{gateway.url}/api/orders/x", headers={"X-Forwarded-For": "198.51.100.4"}
     )
     assert answer.request_headers["X-Forwarded-For"] == "198.51.100.4, 127.0.0.1"
+
+
+async def test_globalcors(gateway: GatewayProcess, session: aiohttp.ClientSession) -> None:
+    preflight = {
+        "Origin": "https://app.example.org",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "X-Trace",
+    }
+    answer = await call(session, "OPTIONS", f"{gateway.url}/api/orders/1", headers=preflight)
+    assert answer.status == 200 and answer.upstream is None  # answered, not forwarded
+    assert answer.headers["Access-Control-Allow-Origin"] == "https://app.example.org"
+    assert answer.headers["Access-Control-Max-Age"] == "3600"
+    evil = {**preflight, "Origin": "https://evil.example"}
+    assert (
+        await call(session, "OPTIONS", f"{gateway.url}/api/orders/1", headers=evil)
+    ).status == 403
+    simple = await get(
+        session, f"{gateway.url}/api/orders/1", headers={"Origin": "https://app.example.org"}
+    )
+    assert simple.headers["Access-Control-Allow-Origin"] == "https://app.example.org"
+    assert "Origin" in simple.headers["Vary"]
 
 
 async def test_discovery_locator(gateway: GatewayProcess, session: aiohttp.ClientSession) -> None:
