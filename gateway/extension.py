@@ -95,6 +95,10 @@ class PredicateFactory:
 # -- filters ---------------------------------------------------------------------------------------
 class GatewayFilter(ABC):
     name: str = ""
+    # SCG's Ordered: a filter with an order of its own (LocalResponseCache -4,
+    # RemoveJsonAttributesResponseBody -2) sorts by it among the route's filters, which are
+    # otherwise ordered by their place in their list (1, 2, ...). None: by place.
+    order: int | None = None
 
     @abstractmethod
     def describe(self) -> str:

@@ -54,11 +54,16 @@ class Forwarder:
         self._tracing = observer.tracing if observer is not None else None
 
     def head(
-        self, exchange: Exchange, target: Destination, traceparent: bytes | None = None
+        self,
+        exchange: Exchange,
+        target: Destination,
+        traceparent: bytes | None = None,
+        request_target: str | None = None,
     ) -> bytes:
         """The upstream request head: the client's fields minus hop-by-hop, framing and
         forwarding ones (written anew), in one pass and one serialisation. ``traceparent``,
-        when given, replaces the client's (this hop's span is the upstream's parent)."""
+        when given, replaces the client's (this hop's span is the upstream's parent);
+        ``request_target`` (path and query), when given, replaces the request's."""
         request = exchange.request
         body = exchange.body
         previous: dict[bytes, bytes] | None = {} if self._forwarded.trusts(exchange) else None
@@ -94,7 +99,9 @@ class Forwarder:
                 headers.append((b"Content-Length", b"%d" % body.length))
         headers.append((b"X-Request-Id", exchange.request_id.encode("ascii")))
         self._forwarded.append(exchange, headers, previous)
-        line = f"{request.method} {request.target} HTTP/1.1\r\n".encode("latin-1")
+        if request_target is None:
+            request_target = request.target
+        line = f"{request.method} {request_target} HTTP/1.1\r\n".encode("latin-1")
         return b"".join((line, serialize_headers(headers), b"\r\n"))
 
     async def forward(
@@ -105,12 +112,15 @@ class Forwarder:
         response_timeout: float | None,
         hooks: AttemptHooks | None,
         exchange: Exchange,
+        request_target: str | None = None,
     ) -> Response:
         """Send the exchange to the destination ``pick`` chooses (a fixed address, or a
         balanced instance avoiding ``exchange.tried``, keyed by ``key_of``); the timeouts
         (route overrides) default to the gateway's; ``hooks`` account the attempt (bulkhead,
         load, outlier detection) for balanced routes. Arguments come in this order so a route
-        binds the first five once with ``functools.partial``."""
+        binds the first five once with ``functools.partial``. ``request_target`` is the path
+        and query of a URL a filter re-targeted the request to (SetRequestUri), sent instead of
+        the request's own."""
         exchange.target = target = pick(
             exchange.tried, key_of(exchange) if key_of is not None else None
         )
@@ -127,7 +137,7 @@ class Forwarder:
             body = exchange.body
             chunked = body is not None and body.length is None
             upgrade = exchange.upgrade is not None
-            head = self.head(exchange, target, traceparent)
+            head = self.head(exchange, target, traceparent, request_target)
             response_timeout = response_timeout or self._response_timeout
             head_request = exchange.request.method == "HEAD"
             # A reused keep-alive connection may have been closed by the upstream just as we

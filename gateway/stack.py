@@ -6,6 +6,8 @@ The positions, outer to inner (``dispatch.py`` holds 2 and 3, once per table; th
      3. route match     the compiled table picks the route (``RouteTable.match``)
      5. deadline        the whole request, retries and fallbacks included
      4. route filters   SCG order; Retry (6) and CircuitBreaker are filters, placed as in SCG
+        request URL     SetRequestUri / RequestHeaderToRequestUri (SCG's order 10001, after
+                        every route filter) may re-target the request (``Retargeted``)
      6. hedging         a second attempt races a slow first (retry's sibling)
      7. load balance    the forwarder's ``pick``: registry snapshot, ejected and tried skipped
      8. per instance    bulkhead, in-flight count, outlier accounting (``AttemptHooks``)
@@ -20,15 +22,18 @@ synchronous filters folds into one layer. A route with SCG's header/path filters
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from functools import partial
+from typing import Protocol
 
 from discovery.registry import ServiceRegistry
+from gateway.errors import BadRequest, GatewayError, NoInstancesAvailable, UpstreamConnectError
 from gateway.exchange import Exchange, Handler, Response, Target
 from gateway.extension import GatewayFilter, InternalForward, SyncFilter, WrappingFilter
+from gateway.filters.request_uri import SENT_SCHEMES, ChangeRequestUri, RequestUrl
 from gateway.forwarder import FixedTarget, Forwarder, Pick
-from gateway.hash_key import key_extractor
+from gateway.hash_key import KeyOf, key_extractor
 from gateway.routing.metadata import RoutePolicy
 from gateway.routing.route import Route, RouteUri
 from gateway.routing.table import RouteTable
@@ -38,6 +43,26 @@ from resilience.deadline import within
 from resilience.hedge import hedged
 from resilience.picker import InstancePicker
 from resilience.runtime import AttemptHooks, ServiceRuntimes
+
+
+class Forward(Protocol):
+    """``Forwarder.forward``."""
+
+    def __call__(
+        self,
+        pick: Pick,
+        key_of: KeyOf | None,
+        connect_timeout: float | None,
+        response_timeout: float | None,
+        hooks: AttemptHooks | None,
+        exchange: Exchange,
+        request_target: str | None = None,
+        /,
+    ) -> Awaitable[Response]: ...
+
+
+# The pick of an ``lb://`` service a request names; None when the registry has no instance.
+PickService = Callable[[str], "tuple[Pick, AttemptHooks | None] | None"]
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
@@ -75,10 +100,14 @@ class RouteStack:
     def build(self, route: Route) -> Handler:
         policy = route.policy  # parsed once, when the route was built
         uri = route.uri
+        filters = route.chain_filters  # its own, and the global filters settings turn on
         endpoint: Handler
         if uri.is_forward:
             # 10'. forward:/path: re-dispatch inside the gateway instead of a socket.
             endpoint = partial(self._forward, uri.path)
+        elif uri.is_noop:
+            # no://op: the route's filters answer; when none does, SCG's empty 200.
+            endpoint = not_routed
         else:
             # 7-10. one partial of the forwarder: pick (balance), account (per instance),
             # bounded by the per-try timeouts; no frame of its own.
@@ -95,20 +124,44 @@ class RouteStack:
             if policy.hedge_delay is not None and uri.service is not None:
                 # 6. hedging just above the forwarder: each hedge is one more attempt.
                 endpoint = hedging(endpoint, policy.hedge_delay)
+        changes = [f for f in filters if isinstance(f, ChangeRequestUri)]
+        if changes:
+            # 7'. SetRequestUri / RequestHeaderToRequestUri run at SCG's order 10001, after
+            # every route filter: out of the chain, asked just before sending.
+            # An lb:// service a template names outright is set up now, with the table.
+            named = (c.constant for c in changes)
+            services = {
+                url.host.casefold(): self._pick(_service_uri(url.host), policy)
+                for url in named
+                if url is not None and url.scheme == "lb"
+            }
+            endpoint = Retargeted(
+                tuple(changes),
+                endpoint,
+                self._forwarder.forward,
+                partial(self._service_pick, policy),
+                policy,
+                services,
+            ).__call__
+            filters = tuple(f for f in filters if not isinstance(f, ChangeRequestUri))
         # 4. route filters in SCG order; Retry sits wherever the route lists it (above
         # balancing, so every attempt re-picks), CircuitBreaker likewise.
-        handler = wrap_filters(route.filters, endpoint)
+        handler = wrap_filters(filters, endpoint)
         if policy.deadline is not None:
             # 5. outside the filters: the deadline bounds retries and fallbacks too.
             handler = with_deadline(handler, policy.deadline)
         return handler
 
-    def _pick(self, uri: RouteUri, policy: RoutePolicy) -> tuple[Pick, AttemptHooks | None]:
+    def _pick(
+        self, uri: RouteUri, policy: RoutePolicy, *, building: bool = True
+    ) -> tuple[Pick, AttemptHooks | None]:
+        """``building``: called while a table is built, so the route's concurrency cap is
+        collected for its service (a service first met by a request gets none)."""
         service = uri.service
         if service is None:
             return FixedTarget(Target(uri.host, uri.port, uri.secure)).pick, None
         runtime = self._runtimes.get(service)
-        if policy.max_concurrent is not None:
+        if policy.max_concurrent is not None and building:
             self._runtimes.want_limit(service, policy.max_concurrent)
         spec = policy.balancer
         if spec is not None and spec.policy == "least_request":
@@ -122,6 +175,16 @@ class RouteStack:
         )
         return picker.pick, AttemptHooks(runtime, picker.count)
 
+    def _service_pick(
+        self, policy: RoutePolicy, service: str
+    ) -> tuple[Pick, AttemptHooks | None] | None:
+        """The pick of an ``lb://`` service a request first names (``lb://{name}``); None when
+        the registry has no instance of it, so a request cannot make the gateway keep state for
+        any name it likes."""
+        if not self._registry.instances(service):
+            return None
+        return self._pick(_service_uri(service), policy, building=False)
+
     def _balancer(self, service: str, spec: BalancerSpec | None) -> LoadBalancer:
         """One balancer per service and policy, kept across reloads."""
         balancer = self._balancers.get((service, spec))
@@ -134,6 +197,108 @@ class RouteStack:
             )
             self._balancers[(service, spec)] = balancer
         return balancer
+
+
+async def not_routed(exchange: Exchange) -> Response:
+    """What SCG 5.0.4 answers when no routing filter takes the request URL (``no://op``, or a
+    URL re-targeted to a scheme nothing sends to): the response as the filters left it, which
+    is an empty 200 when none answered. The request body is not read."""
+    return Response(200)
+
+
+class Retargeted:
+    """The endpoint of a route with SetRequestUri / RequestHeaderToRequestUri: the last URL
+    they name, if any, replaces where the route sends (``fallback`` otherwise)."""
+
+    __slots__ = (
+        "_changes",
+        "_fallback",
+        "_forward",
+        "_key_of",
+        "_pick_service",
+        "_policy",
+        "_services",
+    )
+
+    def __init__(
+        self,
+        changes: tuple[ChangeRequestUri, ...],
+        fallback: Handler,
+        forward: Forward,
+        pick_service: PickService,
+        policy: RoutePolicy,
+        services: dict[str, tuple[Pick, AttemptHooks | None]],
+    ) -> None:
+        """``services``: the picks of the ``lb://`` services set up so far, by case-folded id
+        (as the registries compare ids); ``pick_service`` makes one for a service a request
+        names first."""
+        self._changes = changes
+        self._fallback = fallback
+        self._forward = forward
+        self._pick_service = pick_service
+        self._policy = policy
+        hash_on = policy.balancer.hash_on if policy.balancer is not None else None
+        self._key_of: KeyOf | None = key_extractor(hash_on) if hash_on else None
+        self._services = services
+
+    async def __call__(self, exchange: Exchange) -> Response:
+        url: RequestUrl | None = None
+        for change in self._changes:
+            found = change.request_url(exchange)
+            if found is not None:
+                url = found
+        if url is None:
+            return await self._fallback(exchange)
+        policy = self._policy
+        scheme = url.scheme
+        if scheme == "lb":
+            # SCG's load-balancer filter: an instance of the service, the request's own path.
+            pick, hooks = self._service(url)
+            return await self._forward(
+                pick,
+                self._key_of,
+                policy.connect_timeout,
+                policy.response_timeout,
+                hooks,
+                exchange,
+            )
+        if scheme not in SENT_SCHEMES:
+            if scheme == "forward":
+                raise GatewayError(f"cannot forward to {url.raw!r} from a request URL filter")
+            return await not_routed(exchange)
+        if not url.host or not url.port_valid:
+            raise GatewayError(f"cannot send the request to {url.raw!r}: no host or port")
+        if url.userinfo:
+            # SCG's client takes "user@host" for the host name and fails to resolve it.
+            raise UpstreamConnectError(f"cannot send the request to {url.raw!r}: user info")
+        websocket = scheme in ("ws", "wss")
+        if websocket and exchange.upgrade is None:
+            raise BadRequest(f"{url.raw!r} is a WebSocket URL; the request is no upgrade")
+        secure = scheme in ("https", "wss")
+        target = Target(url.host, url.port or (443 if secure else 80), secure)
+        return await self._forward(
+            FixedTarget(target).pick,
+            None,
+            policy.connect_timeout,
+            policy.response_timeout,
+            None,
+            exchange,
+            url.target,
+        )
+
+    def _service(self, url: RequestUrl) -> tuple[Pick, AttemptHooks | None]:
+        key = url.host.casefold()
+        found = self._services.get(key)
+        if found is None:
+            made = self._pick_service(url.host) if url.host else None
+            if made is None:
+                raise NoInstancesAvailable(f"Unable to find instance for {url.host}")
+            found = self._services[key] = made
+        return found
+
+
+def _service_uri(service: str) -> RouteUri:
+    return RouteUri(raw="lb://" + service, scheme="lb", service=service)
 
 
 def fold_sync(filters: Sequence[SyncFilter], inner: Handler) -> Handler:

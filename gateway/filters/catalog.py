@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from gateway.extension import FilterFactory
+from gateway.extension import BuildContext, FilterFactory, GatewayFilter
 from gateway.filters import (
     circuit_breaker,
     dedupe,
     host,
+    json_body,
     location,
     parameters,
     path,
     redirect,
+    request_body,
     request_headers,
+    request_uri,
+    response_cache,
     response_headers,
     retry,
     secure_headers,
@@ -31,9 +35,20 @@ _MODULES = (
     host,
     secure_headers,
     location,
+    request_uri,
+    request_body,
+    json_body,
+    response_cache,
     retry,
     circuit_breaker,
 )
+
+
+def builtin_global_filters(ctx: BuildContext) -> tuple[GatewayFilter, ...]:
+    """SCG's global filters that a document's settings turn on (today only the global
+    response cache), built once per route table so every route shares each."""
+    cache = response_cache.global_response_cache(ctx)
+    return (cache,) if cache is not None else ()
 
 
 def builtin_filters() -> dict[str, FilterFactory]:

@@ -19,10 +19,13 @@ _SCHEMES = {"http", "https", "ws", "wss", "lb", "forward"}
 @dataclass(frozen=True, slots=True)
 class RouteUri:
     """A route's ``uri``. For ``lb://svc`` and ``lb:ws://svc``, ``service`` is set and host/port
-    come from the chosen instance; for ``forward:/path`` only ``path`` matters."""
+    come from the chosen instance; for ``forward:/path`` only ``path`` matters. ``no://op`` is
+    SCG's idiom for a route its own filters answer (RedirectTo, SetStatus) or re-target
+    (SetRequestUri): nothing is sent to it, and a request nothing answers gets SCG's empty
+    200."""
 
     raw: str
-    scheme: str  # http, https, ws, wss, lb, forward
+    scheme: str  # http, https, ws, wss, lb, forward, no
     host: str = ""
     port: int = 0
     path: str = ""
@@ -39,6 +42,10 @@ class RouteUri:
         return self.scheme == "forward"
 
     @property
+    def is_noop(self) -> bool:
+        return self.scheme == "no"
+
+    @property
     def secure(self) -> bool:
         return self.scheme in ("https", "wss")
 
@@ -52,6 +59,12 @@ class RouteUri:
             if not path.startswith("/"):
                 raise ConfigError(f"forward: URI must name an absolute path, got {raw!r}")
             return cls(raw=raw, scheme="forward", path=path)
+        if text[:3].lower() == "no:":
+            # SCG sends nothing for a scheme no routing filter handles; ``no://op`` is how
+            # routes spell that. What follows the scheme is not read (Java's URI needs some).
+            if len(text) == 3:
+                raise ConfigError(f"URI {raw!r} is not a URI: write no://op")
+            return cls(raw=raw, scheme="no")
         websocket = False
         if text.startswith("lb:ws://") or text.startswith("lb:wss://"):
             websocket = True
@@ -100,3 +113,23 @@ class Route:
     pattern: str | None = None
     # The compiled chain (``stack.RouteStack.build``), set once the table is assembled.
     handler: Handler = field(repr=False, default=None)  # type: ignore[assignment]
+    # SCG's global filters a setting turns on for every route (the global response cache):
+    # in the chain, but not among the route's own ``filters`` (what the actuator lists).
+    global_filters: tuple[GatewayFilter, ...] = ()
+
+    @property
+    def chain_filters(self) -> tuple[GatewayFilter, ...]:
+        """``filters`` with ``global_filters`` merged in as SCG sorts them: a global filter
+        runs before every route filter whose order is not lower than its own (a filter
+        without an order of its own counts as 1, the lowest place order)."""
+        if not self.global_filters:
+            return self.filters
+        merged = list(self.filters)
+        for extra in self.global_filters:
+            wanted = extra.order if extra.order is not None else 0
+            at = next(
+                (i for i, f in enumerate(merged) if (1 if f.order is None else f.order) >= wanted),
+                len(merged),
+            )
+            merged.insert(at, extra)
+        return tuple(merged)

@@ -45,6 +45,7 @@ class RecordingForwarder(Forwarder):
         response_timeout: float | None,
         hooks: AttemptHooks | None,
         exchange: Exchange,
+        request_target: str | None = None,
     ) -> Response:
         key: Hashable | None = key_of(exchange) if key_of is not None else None
         exchange.target = target = pick(exchange.tried, key)

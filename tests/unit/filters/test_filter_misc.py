@@ -244,11 +244,13 @@ def test_catalog_is_complete_and_fresh() -> None:
         "AddRequestHeader", "AddRequestHeadersIfNotPresent", "AddRequestParameter",
         "AddResponseHeader", "DedupeResponseHeader", "MapRequestHeader", "PrefixPath",
         "PreserveHostHeader", "RedirectTo", "RemoveRequestHeader", "RemoveRequestParameter",
-        "RemoveResponseHeader", "RequestHeaderSize", "RequestSize",
+        "RemoveResponseHeader", "RequestHeaderSize", "RequestHeaderToRequestUri", "RequestSize",
         "RewriteLocationResponseHeader", "RewritePath", "RewriteRequestParameter",
         "RewriteResponseHeader", "SecureHeaders",
-        "SetPath", "SetRequestHeader", "SetRequestHostHeader", "SetResponseHeader", "SetStatus",
+        "SetPath", "SetRequestHeader", "SetRequestHostHeader", "SetRequestUri",
+        "SetResponseHeader", "SetStatus",
         "StripPrefix", "Retry", "CircuitBreaker", "FallbackHeaders",
+        "LocalResponseCache", "CacheRequestBody", "RemoveJsonAttributesResponseBody",
     }  # fmt: skip
     first = builtin_filters()
     assert set(first) == expected
