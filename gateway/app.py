@@ -219,6 +219,7 @@ class Gateway:
 
     def _routes_changed(self, snapshot: RouteSnapshot) -> None:
         self.dispatcher.table = snapshot.table
+        self.metrics.set_routes({r.id: r.uri.raw for r in snapshot.table.routes})
         if self.consul is not None:
             # Watch exactly the services routes send to (those not pinned in the file).
             referenced = {r.uri.service for r in snapshot.table.routes if r.uri.service is not None}
@@ -282,6 +283,8 @@ class Gateway:
     def load(self) -> None:
         """Load the route file and the static registry it defines. Raises ConfigError."""
         config = self.routes.load_file()
+        # SCG's own series: on unless spring.cloud.gateway.metrics.enabled is false.
+        self.metrics.metrics_enabled = config.spring.metrics_enabled is not False
         self.static.replace(instances_of(config))
         if self.consul is None:
             self.routes.set_services(list(self.static.services()))
@@ -297,13 +300,26 @@ class Gateway:
             merged.pop(self.settings.service_name, None)
         return merged
 
-    def refresh(self, kv: KvRead | None = None, *, notify: bool = True) -> str | None:
+    def refresh(
+        self,
+        kv: KvRead | None = None,
+        *,
+        notify: bool = True,
+        scope: Mapping[str, str] | None = None,
+    ) -> str | None:
         """Re-read the route file, and apply the KV route document ``kv`` freshly read from
-        Consul when given. On error keep the running config and return the error."""
+        Consul when given. On error keep the running config and return the error. With
+        ``scope`` (SCG's refresh by metadata) only the matching routes are replaced, in this
+        process alone: the siblings are not told (their reload would be a full one)."""
+        source = f"consul:{self.settings.consul_routes_key}"
         try:
+            if scope:
+                data = kv.data if kv is not None else None
+                self.routes.refresh_matching(scope, data, source if kv is not None else None)
+                return None
             self.load()
             if kv is not None:
-                self.routes.load_kv(kv.data, f"consul:{self.settings.consul_routes_key}")
+                self.routes.load_kv(kv.data, source)
         except ConfigError as exc:
             message = format_config_error(exc)
             self.routes.last_error = message

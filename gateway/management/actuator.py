@@ -7,29 +7,42 @@ JSON for free. Route writes are off unless ``GATEWAY_MANAGEMENT_WRITE=true``.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from gateway.config.schema import RouteDefinition
+from gateway.dispatch import Dispatcher
+from gateway.engine.response_writer import ResponseWriter
+from gateway.engine.upgrade import Tunnel
 from gateway.errors import ConfigError
+from gateway.forwarder import Forwarder
+from gateway.management import shapes
 from gateway.management.view import ManagementView
-from gateway.routing.route import Route
+from gateway.observability.observer import RequestObserver
+from gateway.routing.route import RouteUri
+from resilience.picker import InstancePicker
 
 GATEWAY_KEY = web.AppKey("gateway", ManagementView)
+BASE = "/actuator/gateway"
 
-# The built-in stages of every request, listed like SCG's global filters with their order.
+
+def _qualified(code: Any) -> str:
+    return f"{code.__module__}.{code.__qualname__}"
+
+
+# ``/globalfilters``: SCG maps each of its global filters' ``toString`` (a class name and an
+# identity hash) to its order. We have no global filter chain; listed instead is the code that
+# does the work of each SCG global filter we have an equivalent of, with that filter's order.
 GLOBAL_FILTERS: Mapping[str, int] = {
-    "ErrorMapping": -2147483648,
-    "RouteMatching": -2147483647,
-    "ForwardedHeaders": 0,
-    "RemoveHopByHopHeaders": 0,
-    "LoadBalancerClient": 10150,
-    "ForwardRouting": 2147483647,
-    "ProxyRouting": 2147483647,
-    "WebsocketRouting": 2147483646,
+    _qualified(ResponseWriter): -1,  # NettyWriteResponseFilter
+    _qualified(RequestObserver): 0,  # GatewayMetricsFilter
+    _qualified(RouteUri): 10000,  # RouteToRequestUrlFilter (resolved once, when built)
+    _qualified(InstancePicker): 10150,  # ReactiveLoadBalancerClientFilter
+    _qualified(Tunnel): 2147483646,  # WebsocketRoutingFilter
+    _qualified(Forwarder): 2147483647,  # NettyRoutingFilter
+    _qualified(Dispatcher.forward): 2147483647,  # ForwardRoutingFilter
 }
 
 
@@ -51,36 +64,6 @@ _PHRASES = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Confli
 def _error(status: int, message: str, path: str) -> web.Response:
     body = {"status": status, "error": _PHRASES.get(status, ""), "message": message, "path": path}
     return _json(body, status)
-
-
-def route_view(route: Route) -> dict[str, Any]:
-    """SCG's verbose route format."""
-    predicates = [p.describe() for p in route.predicates]
-    if not predicates:
-        predicate = "Paths: [/**], match trailing slash: true"
-    elif len(predicates) == 1:
-        predicate = predicates[0]
-    else:
-        predicate = "(" + " && ".join(predicates) + ")"
-    return {
-        "predicate": predicate,
-        "route_id": route.id,
-        "filters": [f"[{f.describe()}, order = {i + 1}]" for i, f in enumerate(route.filters)],
-        "uri": route.uri.raw,
-        "order": route.order,
-        "metadata": dict(route.metadata),
-    }
-
-
-def definition_view(definition: RouteDefinition) -> dict[str, Any]:
-    return {
-        "id": definition.id,
-        "predicates": [{"name": p.name, "args": dict(p.args)} for p in definition.predicates],
-        "filters": [{"name": f.name, "args": dict(f.args)} for f in definition.filters],
-        "uri": definition.uri,
-        "metadata": dict(definition.metadata),
-        "order": definition.order,
-    }
 
 
 async def health(request: web.Request) -> web.Response:
@@ -142,16 +125,37 @@ async def services(request: web.Request) -> web.Response:
     return _json(out)
 
 
+async def index(request: web.Request) -> web.Response:
+    return _json(shapes.index(BASE, (route.id for route in _gateway(request).table)))
+
+
+def _posted(gw: ManagementView, route_id: str) -> bool:
+    """Written through the actuator (SCG shows such a route's metadata as Jackson read it)."""
+    return route_id in gw.routes.api_definitions
+
+
 async def routes(request: web.Request) -> web.Response:
-    return _json([route_view(r) for r in _gateway(request).table])
+    gw = _gateway(request)
+    return _json([shapes.route_object(r, posted=_posted(gw, r.id)) for r in gw.table])
 
 
 async def route_get(request: web.Request) -> web.Response:
+    gw = _gateway(request)
     route_id = request.match_info["id"]
-    route = _gateway(request).table.get(route_id)
+    route = gw.table.get(route_id)
     if route is None:
         return _error(404, f"no route with id {route_id!r}", request.path)
-    return _json(route_view(route))
+    return _json(shapes.route_object(route, posted=_posted(gw, route_id)))
+
+
+async def combined_filters(request: web.Request) -> web.Response:
+    """SCG answers with ``{Route.toString(): order}`` for the route, ``{}`` for an unknown id
+    (its own TODO says global filters are missing from it; they are here too)."""
+    gw = _gateway(request)
+    route = gw.table.get(request.match_info["id"])
+    if route is None:
+        return _json({})
+    return _json({shapes.route_text(route, posted=_posted(gw, route.id)): route.order})
 
 
 def _writes_allowed(request: web.Request) -> web.Response | None:
@@ -202,7 +206,10 @@ async def route_delete(request: web.Request) -> web.Response:
 
 
 async def route_definitions(request: web.Request) -> web.Response:
-    return _json([definition_view(d) for d in _gateway(request).routes.definitions()])
+    gw = _gateway(request)
+    return _json(
+        [shapes.definition_object(d, posted=_posted(gw, d.id)) for d in gw.routes.definitions()]
+    )
 
 
 async def global_filters(request: web.Request) -> web.Response:
@@ -210,22 +217,56 @@ async def global_filters(request: web.Request) -> web.Response:
 
 
 async def route_filters(request: web.Request) -> web.Response:
-    names = sorted(_gateway(request).routes.filters)
-    return _json({f"[{name}GatewayFilterFactory]": None for name in names})
+    return _json(shapes.factory_names(_gateway(request).routes.filters, shapes.filter_class))
 
 
 async def route_predicates(request: web.Request) -> web.Response:
-    names = sorted(_gateway(request).routes.predicates)
-    return _json({f"[{name}RoutePredicateFactory]": None for name in names})
+    factories = _gateway(request).routes.predicates
+    return _json(shapes.factory_names(factories, shapes.predicate_class))
+
+
+def refresh_scope(values: Sequence[str]) -> dict[str, str]:
+    """SCG's ``?metadata=key:value`` (repeated, or comma-separated as Spring binds one value
+    to a ``List<String>``): the metadata a route must have all of to be refreshed. The value is
+    the text up to a second colon, as SCG's ``split(":")`` takes it. Raises ValueError where SCG
+    would fail (a key twice) or silently refresh nothing (no value)."""
+    scope: dict[str, str] = {}
+    for value in values:
+        for item in (part.strip() for part in value.split(",")):
+            if not item:
+                continue
+            key, *rest = item.split(":")
+            while rest and not rest[-1]:
+                rest.pop()  # Java's split drops trailing empty fields
+            if not rest:
+                raise ValueError(f"metadata {item!r} has no value (expected key:value)")
+            if key in scope:
+                raise ValueError(f"metadata key {key!r} given twice")
+            scope[key] = rest[0]
+    return scope
 
 
 async def refresh(request: web.Request) -> web.Response:
+    """Without ``metadata``: every route source is read again. With it: only the file and KV
+    routes whose metadata matches are replaced (SCG 4.1+); one process's table, so refused with
+    several workers (the supervisor's reload of the others has no scope)."""
     gw = _gateway(request)
+    try:
+        scope = refresh_scope(request.query.getall("metadata", []))
+    except ValueError as exc:
+        return _error(400, str(exc), request.path)
+    if scope and gw.settings.workers > 1:
+        return _error(
+            409,
+            "a refresh by metadata applies to one process only; with GATEWAY_WORKERS > 1 "
+            "POST /actuator/gateway/refresh without it",
+            request.path,
+        )
     try:
         kv = await gw.read_kv()
     except ConfigError as exc:
         return _error(503, f"route refresh needs Consul: {exc}", request.path)
-    error = gw.refresh(kv)
+    error = gw.refresh(kv, scope=scope or None)
     if error is not None:
         return _error(400, error, request.path)
     return web.Response(status=200)
@@ -244,8 +285,10 @@ def build_management_app(gateway: ManagementView) -> web.Application:
     app.router.add_get("/actuator/health", health)
     app.router.add_get("/actuator/health/liveness", liveness)
     app.router.add_get("/actuator/health/readiness", readiness)
+    app.router.add_get(BASE, index)
     app.router.add_get("/actuator/gateway/routes", routes)
     app.router.add_get("/actuator/gateway/routes/{id}", route_get)
+    app.router.add_get("/actuator/gateway/routes/{id}/combinedfilters", combined_filters)
     app.router.add_post("/actuator/gateway/routes/{id}", route_post)
     app.router.add_delete("/actuator/gateway/routes/{id}", route_delete)
     app.router.add_get("/actuator/gateway/routedefinitions", route_definitions)

@@ -3,6 +3,7 @@ internals. ``app.Gateway`` meets it; a test can hand the actuator anything else 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -63,6 +64,14 @@ class ManagementView(Protocol):
         """The KV route document now (None: no KV route source). Raises ConfigError."""
         ...
 
-    def refresh(self, kv: KvRead | None = None, *, notify: bool = True) -> str | None:
-        """Reload routes; the error text when the new configuration was refused."""
+    def refresh(
+        self,
+        kv: KvRead | None = None,
+        *,
+        notify: bool = True,
+        scope: Mapping[str, str] | None = None,
+    ) -> str | None:
+        """Reload routes; the error text when the new configuration was refused. ``scope``
+        (SCG's refresh by metadata): replace only the routes whose metadata has all of these
+        string values, keep the others as they run."""
         ...

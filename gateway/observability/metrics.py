@@ -8,17 +8,30 @@ prometheus-client objects, which with ``GATEWAY_WORKERS`` > 1 live in its multip
 
 Gauges that describe state (breakers, ejected instances, instances per service, discovery
 age) are computed at scrape from the scraping worker's view.
+
+Beside ours, SCG's own series, on by default as in SCG (``metrics_enabled``, SCG's
+``spring.cloud.gateway.metrics.enabled``): the ``spring_cloud_gateway_requests_seconds``
+timer (``_count``, ``_sum``, ``_max``) with SCG's labels and values, and
+``spring_cloud_gateway_routes_count``. Both come from the same per-request row as ours.
 """
 
 from __future__ import annotations
 
 import bisect
 import os
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Summary,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
@@ -27,9 +40,107 @@ _STATUS_CLASS = ("1xx", "1xx", "2xx", "3xx", "4xx", "5xx")
 
 StateSource = Callable[[], Iterable[GaugeMetricFamily]]
 
+SCG_REQUESTS = "spring_cloud_gateway_requests_seconds"
+SCG_ROUTES = "spring_cloud_gateway_routes_count"
+# SCG's tags (GatewayHttpTagsProvider, GatewayRouteTagsProvider), in the order its Prometheus
+# registry writes them (by name).
+SCG_LABELS = ("httpMethod", "httpStatusCode", "outcome", "routeId", "routeUri", "status")
+# Micrometer's defaults for a timer's max: distributionStatisticExpiry 2 min, bufferLength 3.
+MAX_EXPIRY = 120.0
+MAX_BUFFERS = 3
+# Spring's ``HttpStatus.resolve`` (Spring Framework 7.0, under SCG 5.0.4): the ``status`` label.
+# A code it does not know is ``CUSTOM`` with the number as its status.
+_SPRING_STATUS = {
+    100: "CONTINUE", 101: "SWITCHING_PROTOCOLS", 102: "PROCESSING", 103: "EARLY_HINTS", 200: "OK",
+    201: "CREATED", 202: "ACCEPTED", 203: "NON_AUTHORITATIVE_INFORMATION", 204: "NO_CONTENT",
+    205: "RESET_CONTENT", 206: "PARTIAL_CONTENT", 207: "MULTI_STATUS", 208: "ALREADY_REPORTED",
+    226: "IM_USED", 300: "MULTIPLE_CHOICES", 301: "MOVED_PERMANENTLY", 302: "FOUND",
+    303: "SEE_OTHER", 304: "NOT_MODIFIED", 307: "TEMPORARY_REDIRECT", 308: "PERMANENT_REDIRECT",
+    400: "BAD_REQUEST", 401: "UNAUTHORIZED", 402: "PAYMENT_REQUIRED", 403: "FORBIDDEN",
+    404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 406: "NOT_ACCEPTABLE",
+    407: "PROXY_AUTHENTICATION_REQUIRED", 408: "REQUEST_TIMEOUT", 409: "CONFLICT", 410: "GONE",
+    411: "LENGTH_REQUIRED", 412: "PRECONDITION_FAILED", 413: "CONTENT_TOO_LARGE",
+    414: "URI_TOO_LONG", 415: "UNSUPPORTED_MEDIA_TYPE", 416: "REQUESTED_RANGE_NOT_SATISFIABLE",
+    417: "EXPECTATION_FAILED", 418: "I_AM_A_TEAPOT", 421: "MISDIRECTED_REQUEST",
+    422: "UNPROCESSABLE_CONTENT", 423: "LOCKED", 424: "FAILED_DEPENDENCY", 425: "TOO_EARLY",
+    426: "UPGRADE_REQUIRED", 428: "PRECONDITION_REQUIRED", 429: "TOO_MANY_REQUESTS",
+    431: "REQUEST_HEADER_FIELDS_TOO_LARGE", 451: "UNAVAILABLE_FOR_LEGAL_REASONS",
+    500: "INTERNAL_SERVER_ERROR", 501: "NOT_IMPLEMENTED", 502: "BAD_GATEWAY",
+    503: "SERVICE_UNAVAILABLE", 504: "GATEWAY_TIMEOUT", 505: "HTTP_VERSION_NOT_SUPPORTED",
+    506: "VARIANT_ALSO_NEGOTIATES", 507: "INSUFFICIENT_STORAGE", 508: "LOOP_DETECTED",
+    509: "BANDWIDTH_LIMIT_EXCEEDED", 510: "NOT_EXTENDED", 511: "NETWORK_AUTHENTICATION_REQUIRED",
+}  # fmt: skip
+_SERIES = ("", "INFORMATIONAL", "SUCCESSFUL", "REDIRECTION", "CLIENT_ERROR", "SERVER_ERROR")
+
 
 def status_class(status: int) -> str:
     return _STATUS_CLASS[status // 100] if 100 <= status < 600 else "other"
+
+
+def scg_status(status: int) -> tuple[str, str]:
+    """SCG's ``(outcome, status)`` labels for a response status: ``("SUCCESSFUL", "OK")``,
+    ``("CUSTOM", "299")`` for a code Spring has no name for."""
+    name = _SPRING_STATUS.get(status)
+    if name is None:
+        return "CUSTOM", str(status)
+    return _SERIES[status // 100], name
+
+
+class WindowMax:
+    """Micrometer's ``TimeWindowMax``, which SCG's ``_max`` is: the largest value recorded in
+    the last ``expiry`` seconds, give or take one rotation. A ring of ``buffers`` maxima; every
+    ``expiry / buffers`` seconds the current one is cleared and the next becomes current, so
+    the one read has been collecting for between ``expiry`` minus one rotation and ``expiry``.
+    ``now`` is a monotonic clock reading."""
+
+    __slots__ = ("_current", "_last_rotate", "_ring", "_rotate_every")
+
+    def __init__(self, now: float, expiry: float = MAX_EXPIRY, buffers: int = MAX_BUFFERS) -> None:
+        self._ring = [0.0] * buffers
+        self._current = 0
+        self._last_rotate = now
+        self._rotate_every = expiry / buffers
+
+    def record(self, value: float, now: float) -> None:
+        self._rotate(now)
+        ring = self._ring
+        for index, held in enumerate(ring):
+            if value > held:
+                ring[index] = value
+
+    def poll(self, now: float) -> float:
+        self._rotate(now)
+        return self._ring[self._current]
+
+    def _rotate(self, now: float) -> None:
+        elapsed = now - self._last_rotate
+        every = self._rotate_every
+        if elapsed < every:
+            return
+        ring = self._ring
+        if elapsed >= every * len(ring):
+            ring[:] = [0.0] * len(ring)
+            self._current = 0
+            self._last_rotate = now
+            return
+        for _ in range(len(ring)):
+            ring[self._current] = 0.0
+            self._current = (self._current + 1) % len(ring)
+            elapsed -= every
+            self._last_rotate += every
+            if elapsed < every:
+                break
+
+
+class _ScgSeries:
+    """One label set of SCG's request timer, in this process."""
+
+    __slots__ = ("count", "max", "total")
+
+    def __init__(self, now: float) -> None:
+        self.count = 0.0
+        self.total = 0.0
+        self.max = WindowMax(now)
 
 
 def multiprocess_dir() -> str | None:
@@ -44,8 +155,30 @@ class _StateCollector(Collector):
         yield from self._source()
 
 
+class _ScgCollector(Collector):
+    """SCG's series as its Prometheus registry writes them: the timer as a summary without
+    ``_created``, its max as a gauge of its own, the routes count."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterable[Any]:
+        yield from self._metrics.scg_families()
+
+
 class Metrics:
-    def __init__(self, state: StateSource | None = None) -> None:
+    def __init__(
+        self,
+        state: StateSource | None = None,
+        *,
+        metrics_enabled: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``metrics_enabled``: SCG's series (``spring.cloud.gateway.metrics.enabled``); ours
+        are not affected. Read at every flush, so it may be changed on a reload. ``clock``:
+        monotonic seconds, for the timer's max window."""
+        self.metrics_enabled = metrics_enabled
+        self._clock = clock
         self._multiprocess = multiprocess_dir() is not None
         # Metric objects register in this registry (per process); in multiprocess mode their
         # values live in the shared directory and the scrape reads that instead.
@@ -85,28 +218,59 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
-        # Local aggregates: key -> [count, sum, bucket counts...]
-        self._req: dict[tuple[str, str, str], list[float]] = {}
+        # Local aggregates, (route id, method, status) -> [count, sum, max, bucket counts...]:
+        # one row serves our series (by status class) and SCG's (by status) at flush.
+        self._req: dict[tuple[str, str, int], list[float]] = {}
         self._att: dict[tuple[str | None, str | None, str, int, int], int] = {}
         self._ret: dict[str, int] = {}
         self._exh: dict[str, int] = {}
         self.in_flight = 0
         self._state = state
+        # SCG's timer: label values -> its totals and max here. With several workers the
+        # totals also go to a Summary in the shared directory (summed at scrape), and each
+        # worker's current window max to a gauge the scrape takes the largest of ("livemax").
+        self._scg: dict[tuple[str, ...], _ScgSeries] = {}
+        self._route_uris: dict[str, str] = {}
+        self._live_uris: Mapping[str, str] = {}
+        if self._multiprocess:
+            self._scg_summary = Summary(
+                SCG_REQUESTS, "Requests routed, SCG's timer.", SCG_LABELS, registry=registry
+            )
+            self._scg_max = Gauge(
+                f"{SCG_REQUESTS}_max",
+                "Longest request in the last two minutes, SCG's timer.",
+                SCG_LABELS,
+                registry=registry,
+                multiprocess_mode="livemax",
+            )
         self._scrape_registry = CollectorRegistry(auto_describe=False)
         if self._multiprocess:
             MultiProcessCollector(self._scrape_registry)  # type: ignore[no-untyped-call]
         if state is not None:
             self._scrape_registry.register(_StateCollector(state))
+        self._scrape_registry.register(_ScgCollector(self))
+
+    def set_routes(self, uris: Mapping[str, str]) -> None:
+        """The live table's routes, id -> URI as written (SCG's ``routeUri`` label and its
+        routes count). Counts taken so far are flushed first, under the URIs they were taken
+        with; the previous table's URIs are kept one table longer, for requests in flight
+        across the swap (a request is recorded by route id, looked up at flush)."""
+        self.flush()
+        self._route_uris = {**self._live_uris, **uris}
+        self._live_uris = dict(uris)
 
     # -- request path ------------------------------------------------------------------------
     def request(self, route: str, method: str, status: int, duration: float) -> None:
-        key = (route, method, _STATUS_CLASS[status // 100] if 100 <= status < 600 else "other")
+        """``route``: the matched route's id, "" when none matched."""
+        key = (route, method, status)
         row = self._req.get(key)
         if row is None:
-            row = self._req[key] = [0.0] * (2 + len(BUCKETS) + 1)
+            row = self._req[key] = [0.0] * (3 + len(BUCKETS) + 1)
         row[0] += 1
         row[1] += duration
-        row[2 + bisect.bisect_left(BUCKETS, duration)] += 1
+        if duration > row[2]:
+            row[2] = duration
+        row[3 + bisect.bisect_left(BUCKETS, duration)] += 1
 
     def attempt(
         self, service: str | None, instance: str | None, host: str, port: int, status: int | None
@@ -125,9 +289,12 @@ class Metrics:
     def flush(self) -> None:
         """Move the local counts into the prometheus-client objects (one call per series)."""
         requests, self._req = self._req, {}
-        for key, row in requests.items():
+        for (route, method, status), row in requests.items():
+            key = (route, method, status_class(status))
             self._requests.labels(*key).inc(row[0])
-            _add_observations(self._duration.labels(*key), row[1], row[2:])
+            _add_observations(self._duration.labels(*key), row[1], row[3:])
+        if self.metrics_enabled:
+            self._flush_scg(requests)
         attempts, self._att = self._att, {}
         for (service, instance, host, port, code), count in attempts.items():
             address = f"{host}:{port}"
@@ -141,14 +308,58 @@ class Metrics:
             self._exhausted.labels(service).inc(count)
         self._in_flight_gauge.set(self.in_flight)
 
+    def _flush_scg(self, requests: Mapping[tuple[str, str, int], list[float]]) -> None:
+        now = self._clock()
+        uris = self._route_uris
+        for (route, method, status), row in requests.items():
+            if not route:
+                continue  # no route matched: SCG's metrics filter, a global filter, never ran
+            outcome, name = scg_status(status)
+            labels = (method, str(status), outcome, route, uris.get(route, ""), name)
+            series = self._scg.get(labels)
+            if series is None:
+                series = self._scg[labels] = _ScgSeries(now)
+            series.count += row[0]
+            series.total += row[1]
+            series.max.record(row[2], now)
+            if self._multiprocess:
+                child = self._scg_summary.labels(*labels)
+                child._count.inc(row[0])
+                child._sum.inc(row[1])
+        if self._multiprocess:
+            # Every series, not only this second's: a max that aged out must read 0.
+            for known, each in self._scg.items():
+                self._scg_max.labels(*known).set(each.max.poll(now))
+
+    def scg_families(self) -> Iterable[Any]:
+        """SCG's series at scrape (the timer only without the shared directory, which holds
+        it otherwise)."""
+        if not self.metrics_enabled:
+            return
+        if not self._multiprocess:
+            now = self._clock()
+            summary = SummaryMetricFamily(
+                SCG_REQUESTS, "Requests routed, SCG's timer.", labels=SCG_LABELS
+            )
+            longest = GaugeMetricFamily(
+                f"{SCG_REQUESTS}_max",
+                "Longest request in the last two minutes, SCG's timer.",
+                labels=SCG_LABELS,
+            )
+            for labels, series in self._scg.items():
+                summary.add_metric(labels, count_value=int(series.count), sum_value=series.total)
+                longest.add_metric(labels, series.max.poll(now))
+            yield summary
+            yield longest
+        yield GaugeMetricFamily(
+            SCG_ROUTES, "Routes in the live table.", value=float(len(self._live_uris))
+        )
+
     def render(self) -> bytes:
         self.flush()
         if self._multiprocess:
             return generate_latest(self._scrape_registry)
-        body = generate_latest(self._registry)
-        if self._state is not None:
-            body += generate_latest(self._scrape_registry)
-        return body
+        return generate_latest(self._registry) + generate_latest(self._scrape_registry)
 
 
 def _add_observations(histogram: Histogram, total: float, counts: list[float]) -> None:

@@ -172,21 +172,55 @@ class RouteManager:
     def load_kv(self, data: bytes | None, source: str) -> GatewayConfig | None:
         """Apply the route document stored in Consul KV (None: the key is absent, so no KV
         routes). Raises ConfigError(s) and changes nothing when the document is invalid."""
-        if data is None or not data.strip():
-            config = None
-        else:
-            try:
-                text = data.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                from gateway.errors import ConfigError
-
-                raise ConfigError(f"not UTF-8 text: {exc}", source) from exc
-            config, _ = validate_document(
-                read_text(text, source), source, self._predicates, self._filters, self._context
-            )
+        config = self._read_kv(data, source)
         self._rebuild(self._file, config, self._api, self._catalog)
         self._kv = config
         return config
+
+    def _read_kv(self, data: bytes | None, source: str) -> GatewayConfig | None:
+        if data is None or not data.strip():
+            return None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            from gateway.errors import ConfigError
+
+            raise ConfigError(f"not UTF-8 text: {exc}", source) from exc
+        config, _ = validate_document(
+            read_text(text, source), source, self._predicates, self._filters, self._context
+        )
+        return config
+
+    def refresh_matching(
+        self,
+        scope: Mapping[str, str],
+        kv_data: bytes | None = None,
+        kv_source: str | None = None,
+    ) -> None:
+        """SCG's refresh by metadata (``RefreshRoutesEvent`` with metadata): the file (and,
+        with ``kv_source``, the KV document ``kv_data``) is read again, but only its routes
+        whose metadata matches ``scope`` are taken from it; every other route stays as it runs.
+        As in SCG, a route that matched and no longer does is dropped until a full refresh,
+        and the refreshed routes come first among routes of equal ``order``. Everything else
+        the documents set (default filters, services) is kept: a scoped refresh touches routes
+        only. Raises ConfigError(s) and changes nothing when a document is invalid."""
+        if self._path is None:
+            fresh_file: tuple[RouteDefinition, ...] = ()
+        else:
+            read, _ = validate_file(self._path, self._predicates, self._filters, self._context)
+            fresh_file = read.routes
+        file = replace(self._file, routes=_scoped(self._file.routes, fresh_file, scope))
+        kv = self._kv
+        if kv_source is not None:
+            fresh_kv = self._read_kv(kv_data, kv_source)
+            fresh_routes = fresh_kv.routes if fresh_kv is not None else ()
+            base = kv if kv is not None else GatewayConfig(source=kv_source)
+            kv = replace(base, routes=_scoped(base.routes, fresh_routes, scope))
+            if self._kv is None and not kv.routes:
+                kv = None
+        self._rebuild(file, kv, self._api, self._catalog)
+        self._file, self._kv = file, kv
+        self.last_error = None
 
     def set_services(self, services: list[str]) -> None:
         """The known services, without tags (the static registry)."""
@@ -266,3 +300,26 @@ class RouteManager:
         log.info("route table loaded: %d routes", len(table))
         if self._on_change is not None:
             self._on_change(self.snapshot)
+
+
+def metadata_matches(metadata: Mapping[str, object], scope: Mapping[str, str]) -> bool:
+    """SCG's ``RouteLocator.matchMetadata``: every scope key present with an equal value. SCG
+    compares with Java's ``equals`` against the request's string, so a number or a boolean in
+    the metadata (``version: 2``) never matches; only string values do."""
+    return all(
+        isinstance(found := metadata.get(key), str) and found == value
+        for key, value in scope.items()
+    )
+
+
+def _scoped(
+    running: Sequence[RouteDefinition],
+    fresh: Sequence[RouteDefinition],
+    scope: Mapping[str, str],
+) -> tuple[RouteDefinition, ...]:
+    """SCG's scoped cache update: the fresh routes that match, then the running ones that
+    don't (a fresh route replaces a running one of the same id)."""
+    refreshed = [d for d in fresh if metadata_matches(d.metadata, scope)]
+    ids = {d.id for d in refreshed}
+    kept = [d for d in running if d.id not in ids and not metadata_matches(d.metadata, scope)]
+    return (*refreshed, *kept)
