@@ -115,7 +115,7 @@ def gateway(
             port=ports[0], management_port=ports[1], orders=orders.port, catalog=catalog.port
         )
     )
-    process = spawn_gateway(path, directory, document_ports=ports)
+    process = spawn_gateway(path, directory, ports)
     yield process
     assert process.stop() == 0, process.log()
 

@@ -115,8 +115,8 @@ def _children(pid: int) -> list[int]:
 def spawn_gateway(
     config_file: Path | None,
     log_dir: Path,
-    *,
     document_ports: tuple[int, int] | None = None,
+    /,
     **env: str,
 ) -> GatewayProcess:
     """Start ``python -m gateway``. Its ports come from the environment (free ones unless
