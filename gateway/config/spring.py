@@ -622,10 +622,10 @@ class SpringReader:
         if rel in _BY_CANONICAL:
             self._store(rel, _Entry(where, value))
             return True
+        if rel in _BRANCHES and isinstance(value, Mapping):
+            return False  # filter.local-response-cache.request: {no-cache-strategy: ...}
         if rel[0] in _SWITCHES and len(rel) >= 2:
             return self._switch(rel, where, value)
-        if rel in _BRANCHES and isinstance(value, Mapping):
-            return False
         if isinstance(value, Mapping) and any(rel == b[: len(rel)] for b in _BRANCHES):
             return False
         self._unknown(written[prefix:], where)
@@ -666,6 +666,11 @@ class SpringReader:
             self.fail(str(exc), where)
             return True
         if kind == "globalfilter":
+            if name == "local-response-cache":
+                # SCG: the global cache exists when filter.local-response-cache.enabled is
+                # true and this is not false; the route filter stays either way.
+                self._values["global-filter.local-response-cache.enabled"] = enabled
+                return True
             if not enabled:
                 self.fail(
                     f"the {name} step can't be switched off: it is how meshgate routes", where
@@ -723,12 +728,21 @@ class SpringReader:
 
     def _settings(self, values: Mapping[str, Any]) -> SpringSettings:
         cache = LocalResponseCacheSettings(
-            enabled=values.get("filter.local-response-cache.enabled", False),
+            enabled=values.get("filter.local-response-cache.enabled", False)
+            and values.get("global-filter.local-response-cache.enabled", True),
             size=values.get("filter.local-response-cache.size"),
             time_to_live=values.get("filter.local-response-cache.time-to-live", 300.0),
             no_cache_strategy=values.get(
                 "filter.local-response-cache.request.no-cache-strategy", "skip-update-cache-entry"
             ),
+        )
+        # filter.local-response-cache.enabled is also the factory's switch (SCG's
+        # @ConditionalOnEnabledFilter): false takes the route filter away too.
+        cache_off = frozenset(
+            {"LocalResponseCache"}
+            if values.get("filter.local-response-cache.enabled") is False
+            and "LocalResponseCache" in self.filters
+            else ()
         )
         secure = {
             name.removeprefix("filter.secure-headers."): value
@@ -749,7 +763,7 @@ class SpringReader:
             secure_headers=secure,
             secure_headers_disabled=header_lists.get("disable", ()),
             secure_headers_enabled=header_lists.get("enable", ()),
-            disabled_filters=self._disabled("filter", self.filters),
+            disabled_filters=self._disabled("filter", self.filters) | cache_off,
             disabled_predicates=self._disabled("predicate", self.predicates),
         )
         return SpringSettings(

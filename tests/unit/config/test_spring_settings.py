@@ -254,3 +254,35 @@ def test_document_start_up_settings_fill_what_the_environment_left_unset(
     )
     assert (settings.connect_timeout, settings.response_timeout) == (1.5, 3.0)
     assert settings.trusted_proxies == r"10\..*" and settings.discovery_locator_enabled
+
+
+def test_the_response_cache_request_section_is_read_nested_as_well_as_dotted() -> None:
+    for form in (
+        "filter.local-response-cache.request: {no-cache-strategy: update-cache-entry}",
+        "filter: {local-response-cache: {request: {no-cache-strategy: update-cache-entry}}}",
+        "filter.local-response-cache.request.no-cache-strategy: update-cache-entry",
+    ):
+        cache = read(f"{NEW}:\n  {form}\n").spring.filters.local_response_cache
+        assert cache.no_cache_strategy == "update-cache-entry", form
+    [message] = errors(
+        f"{NEW}:\n  filter.local-response-cache.request: {{no-cache-strategi: update}}\n"
+    )
+    assert "no-cache-strategi: unknown Spring Cloud Gateway property" in message
+
+
+def test_the_global_response_cache_has_its_own_switch_and_the_route_filter_stays() -> None:
+    on = f"{NEW}:\n  filter.local-response-cache.enabled: true\n"
+    assert read(on).spring.filters.local_response_cache.enabled is True
+    spring = read(on + "  global-filter.local-response-cache.enabled: false\n").spring
+    assert spring.filters.local_response_cache.enabled is False
+    assert "LocalResponseCache" not in spring.filters.disabled_filters
+    # Another global filter still can't be switched off: it is how we route.
+    [message] = errors(f"{NEW}:\n  global-filter.netty-routing.enabled: false\n")
+    assert "netty-routing step can't be switched off" in message
+
+
+def test_local_response_cache_enabled_false_switches_the_route_filter_off_as_in_scg() -> None:
+    spring = read(f"{NEW}:\n  filter.local-response-cache.enabled: false\n").spring
+    assert spring.filters.local_response_cache.enabled is False
+    assert spring.filters.disabled_filters == frozenset({"LocalResponseCache"})
+    assert read("routes: []\n").spring.filters.disabled_filters == frozenset()
