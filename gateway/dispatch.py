@@ -33,8 +33,9 @@ def error_response(exchange: Exchange | None, error: GatewayError) -> Response:
     status = error.status
     message = error.message if status < 500 else ""
     if exchange is None:
-        # Refused before a request existed (unparseable head): no path or id to report.
-        exchange = Exchange(Request("", "", "", Headers()), "", 0, "", 0)
+        # Refused before a request existed (unparseable head): no id to report, the path
+        # only when the target was read that far.
+        exchange = Exchange(Request("", error.path, "", Headers()), "", 0, "", 0)
     response = json_error(exchange, status, message)
     if error.retry_after is not None:
         # Load shedding (a full bulkhead): tell well-behaved clients when to come back.

@@ -16,6 +16,9 @@ class GatewayError(Exception):
     error: str = "Internal Server Error"
     # Seconds for a Retry-After header (load shedding), or None.
     retry_after: float | None = None
+    # The path a request refused before it became an exchange asked for (its error body's
+    # ``path``), when its target could be read that far.
+    path: str = ""
 
     def __init__(self, message: str = "", *, status: int | None = None) -> None:
         super().__init__(message or self.error)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import httptools
 
 from gateway.engine.framing import Framing, normalize_path, request_framing
-from gateway.errors import BadRequest
+from gateway.errors import BadRequest, GatewayError
 from gateway.exchange import Exchange, Request
 from gateway.headers import Headers
 
@@ -62,7 +62,11 @@ class RequestHead:
             raise BadRequest("CONNECT is not supported")
         if raw_path == "*" and method != b"OPTIONS":
             raise BadRequest("asterisk-form target is only valid with OPTIONS")
-        path = raw_path if raw_path == "*" else normalize_path(raw_path)
+        try:
+            path = raw_path if raw_path == "*" else normalize_path(raw_path)
+        except GatewayError as exc:
+            exc.path = raw_path  # the error body says which path was refused
+            raise
         query = url.query.decode("latin-1") if url.query else ""
         request = Request(method.decode("latin-1"), path, query, Headers(fields), version.decode())
         client_id = self.request_id

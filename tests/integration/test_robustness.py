@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,14 @@ async def test_ambiguous_requests_are_refused_with_400_and_closed(
     assert b"Connection: close" in head
     assert b'"status":400' in body
     assert b"<timeout>" not in response  # the gateway closed the connection itself
+
+
+async def test_a_refused_path_is_named_in_the_error_body(gw: RunningGateway) -> None:
+    response = await exchange_raw(gw.port, b"GET /a%2Fb?q=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status_of(response) == 400
+    body = json.loads(response.split(b"\r\n\r\n", 1)[1])
+    assert body["path"] == "/a%2Fb"
+    assert body["message"] == "encoded or backslash path separators are not allowed"
 
 
 async def test_dot_segments_are_removed_before_routing(
