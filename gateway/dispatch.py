@@ -103,7 +103,11 @@ class Dispatcher:
             raise GatewayError(f"forward loop: more than {MAX_FORWARDS} internal forwards")
         exchange.request.path = path
         exchange.uri_variables = {}
-        return await self.dispatch(exchange)
+        response = await self.dispatch(exchange)
+        # The forwarded-to route wrote it: the routes it passes back through find it
+        # committed, as SCG's do after its ForwardRoutingFilter.
+        response.committed = True
+        return response
 
     @staticmethod
     def _failed(exchange: Exchange, error: GatewayError) -> Response:

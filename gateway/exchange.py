@@ -88,6 +88,9 @@ class Response:
     headers: Headers = field(default_factory=Headers)
     body: bytes | BodySource = b""
     reason: str | None = None
+    # Written as final, as SCG's setComplete() or a forward's inner route leaves it: the
+    # response filters of the route it passes back through (AddResponseHeader...) leave it be.
+    committed: bool = False
 
     def discard(self) -> None:
         """Nobody will read this response (a retry, a hedge or a fallback replaces it): a

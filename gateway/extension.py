@@ -108,7 +108,8 @@ class GatewayFilter(ABC):
 class SyncFilter(GatewayFilter):
     """Override ``pre`` and/or ``post``. ``pre`` may return a Response to answer the request
     without forwarding it (later filters and the upstream are skipped; posts of the filters whose
-    pre already ran still see the response)."""
+    pre already ran still see the response, unless it is ``committed``: a filter that answers
+    as final, as SCG's RedirectTo does with setComplete(), sets that and no post sees it)."""
 
     def pre(self, exchange: Exchange) -> Response | None:
         return None

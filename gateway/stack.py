@@ -317,6 +317,8 @@ def fold_sync(filters: Sequence[SyncFilter], inner: Handler) -> Handler:
                 break
         if response is None:
             response = await inner(exchange)
+        if response.committed:
+            return response
         for index, post in posts:
             if index <= reached:
                 post(exchange, response)

@@ -35,7 +35,8 @@ class RedirectTo(SyncFilter):
             # the client's raw query is appended as it came, so its encoding survives
             text = f"{self._base}{self._joiner}{query}{self._fragment}"
             location = text.encode("latin-1")
-        return Response(self._status, Headers([(b"Location", location)]), b"")
+        # committed: SCG's RedirectTo calls setComplete(), so no response filter adds to it
+        return Response(self._status, Headers([(b"Location", location)]), b"", committed=True)
 
     def describe(self) -> str:
         return filter_text(

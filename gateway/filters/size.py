@@ -31,6 +31,7 @@ def _answer(
 ) -> Response:
     response = json_error(exchange, status, message, now=now)
     response.headers.add(header, message)
+    response.committed = True  # SCG's setComplete(): no response filter adds to it
     return response
 
 

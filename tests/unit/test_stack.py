@@ -200,3 +200,33 @@ async def test_a_forward_loop_stops_after_max_forwards() -> None:
     request = exchange("/loop")
     assert (await dispatcher(request)).status == 500
     assert request.forwards == MAX_FORWARDS + 1
+
+
+async def test_response_filters_leave_a_committed_response_be() -> None:
+    # As in SCG: RedirectTo commits its answer (setComplete), a forwarded-to route wrote its
+    # own, so the routes' AddResponseHeader adds nothing to either; SetStatus's answer on a
+    # no://op route is not committed and gets it.
+    dispatcher, *_ = gateway_parts(
+        """
+        default-filters: ['AddResponseHeader=X-Default, on']
+        routes:
+          - id: redirect
+            uri: no://op
+            predicates: [Path=/redirect]
+            filters: ['AddResponseHeader=X-Own, on', 'RedirectTo=302, https://example.org']
+          - id: status
+            uri: no://op
+            predicates: [Path=/status]
+            filters: [SetStatus=418]
+          - {id: entry, uri: 'forward:/inner', predicates: ['Path=/outer']}
+          - {id: inner, uri: 'http://127.0.0.1:7001', predicates: ['Path=/inner']}
+        """,
+        RecordingForwarder(),
+    )
+    redirected = await dispatcher(exchange("/redirect"))
+    assert (redirected.status, redirected.headers.get("Location")) == (302, "https://example.org")
+    assert redirected.headers.get("X-Default") is None and redirected.headers.get("X-Own") is None
+    status = await dispatcher(exchange("/status"))
+    assert (status.status, status.headers.get("X-Default")) == (418, "on")
+    forwarded = await dispatcher(exchange("/outer"))
+    assert forwarded.headers.get_all("X-Default") == ["on"]  # the inner route's, once
