@@ -172,12 +172,14 @@ class FallbackHeaders(SyncFilter):
         headers = exchange.request.headers
         headers.set(type_name, _type_name(error))
         headers.set(message_name, _single_line(str(error)))
-        root = error
-        while root.__cause__ is not None:
+        # SCG's root cause is the last of the cause chain, the failure itself when it has no
+        # cause (a statusCodes failure): so both headers are always sent, as SCG sends them.
+        root, seen = error, {id(error)}
+        while root.__cause__ is not None and id(root.__cause__) not in seen:
             root = root.__cause__
-        if root is not error:
-            headers.set(root_type_name, _type_name(root))
-            headers.set(root_message_name, _single_line(str(root)))
+            seen.add(id(root))
+        headers.set(root_type_name, _type_name(root))
+        headers.set(root_message_name, _single_line(str(root)))
         return None
 
     def describe(self) -> str:

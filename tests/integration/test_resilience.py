@@ -142,6 +142,9 @@ async def test_breaker_opens_serves_the_fallback_stops_calling_and_closes_after_
         assert sum(u.received for u in trio) == reached
         headers = dict(echoed["headers"])
         assert headers["Execution-Exception-Type"].endswith("BreakerOpen")
+        # SCG's root cause is the failure itself when it has no cause of its own.
+        assert headers["Root-Cause-Exception-Type"] == headers["Execution-Exception-Type"]
+        assert headers["Root-Cause-Exception-Message"] == headers["Execution-Exception-Message"]
 
         for upstream in trio:
             upstream.mode = "ok"
