@@ -166,6 +166,11 @@ class Target:
         return host if self.port == default else f"{host}:{self.port}"
 
 
+# The attribute the path filters record each path they replaced in, oldest first (SCG's
+# GATEWAY_ORIGINAL_REQUEST_URL_ATTR): X-Forwarded-Prefix is derived from it.
+ORIGINAL_PATHS = "original_paths"
+
+
 @dataclass(slots=True, eq=False)
 class Exchange:
     request: Request

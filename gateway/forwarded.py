@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from gateway.exchange import Exchange
+from gateway.exchange import ORIGINAL_PATHS, Exchange
 
 # Lower-cased names the forwarder always removes from the client's headers; this module
 # writes them anew.
@@ -24,6 +24,11 @@ FORWARDED_NAMES = frozenset(
     }
 )
 
+
+# How a trusted proxy's value and ours are joined: as SCG's XForwardedHeadersFilter does
+# (Spring's collectionToCommaDelimitedString, no space) for X-Forwarded-*; RFC 7239's
+# ", " between Forwarded elements.
+JOIN = {name: b"," for name in FORWARDED_NAMES} | {b"forwarded": b", "}
 
 # Distinct (client address, Host, scheme) combinations remembered; a full cache is simply
 # emptied (bounded memory, no eviction bookkeeping on the request path).
@@ -58,7 +63,8 @@ class ForwardedHeaders:
             if len(self._cache) >= _CACHE_SIZE:
                 self._cache.clear()
             self._cache[key] = fields
-        prefix = _stripped_prefix(exchange.original_path, exchange.request.path)
+        originals = exchange.attributes.get(ORIGINAL_PATHS)
+        prefix = forwarded_prefix(originals, exchange.request.path) if originals else ""
         if previous is None:
             out.extend(fields)
             if prefix:
@@ -66,9 +72,17 @@ class ForwardedHeaders:
             return
         if prefix:
             fields = (*fields, (b"X-Forwarded-Prefix", prefix.encode("latin-1")))
+        written = set()
         for name, value in fields:
-            prior = previous.get(name.lower())
-            out.append((name, value if prior is None else prior + b", " + value))
+            lname = name.lower()
+            written.add(lname)
+            prior = previous.get(lname)
+            out.append((name, value if prior is None else prior + JOIN[lname] + value))
+        # What the trusted proxy sent and we add nothing to (X-Forwarded-Prefix on a route
+        # that keeps the path) goes on as it came, as SCG leaves it.
+        for lname, prior in previous.items():
+            if lname not in written:
+                out.append((_NAMES[lname], prior))
 
     @staticmethod
     def _fields(exchange: Exchange) -> tuple[tuple[bytes, bytes], ...]:
@@ -103,13 +117,30 @@ def _port(host: str, exchange: Exchange) -> str:
     return "443" if exchange.scheme == "https" else "80"
 
 
-def _stripped_prefix(original: str, current: str) -> str:
-    """The part of the original path that filters removed from its front (StripPrefix,
-    RewritePath to a suffix), which SCG reports as X-Forwarded-Prefix."""
-    if not original or original == current:
-        return ""
-    if current == "/":
-        return original.rstrip("/")
-    if original.endswith(current):
-        return original[: -len(current)]
-    return ""
+_NAMES = {
+    b"x-forwarded-for": b"X-Forwarded-For",
+    b"x-forwarded-proto": b"X-Forwarded-Proto",
+    b"x-forwarded-host": b"X-Forwarded-Host",
+    b"x-forwarded-port": b"X-Forwarded-Port",
+    b"x-forwarded-prefix": b"X-Forwarded-Prefix",
+    b"forwarded": b"Forwarded",
+}
+
+
+def forwarded_prefix(originals: list[str], current: str) -> str:
+    """X-Forwarded-Prefix as SCG 5.0.4 derives it: for each path a filter replaced (oldest
+    first), when it ends with the path now sent (trailing slashes aside), the part before
+    that ending's last occurrence; the non-empty ones, comma-joined. So StripPrefix=1 on
+    ``/api/x`` gives ``/api``, and PrefixPath=/v2 then StripPrefix=1 gives ``/v2``: the
+    intermediate ``/v2/api/x`` ends with the ``/api/x`` sent."""
+    sent = current[:-1] if current.endswith("/") else current
+    prefixes: list[str] = []
+    for original in dict.fromkeys(originals):
+        path = original[:-1] if original.endswith("/") else original
+        if not path.endswith(sent):
+            continue
+        # Java's substringBeforeLast: the whole path when the separator is empty
+        prefix = path[: path.rfind(sent)] if sent else path
+        if prefix:
+            prefixes.append(prefix)
+    return ",".join(prefixes)

@@ -13,6 +13,7 @@ from gateway.engine.pool import ConnectionPool
 from gateway.engine.upstream import ConnectionLostBeforeResponse
 from gateway.exchange import Destination, Exchange, Response, Target
 from gateway.forwarded import FORWARDED_NAMES, ForwardedHeaders
+from gateway.forwarded import JOIN as _JOIN
 from gateway.hash_key import KeyOf
 from resilience.runtime import AttemptHooks
 
@@ -82,8 +83,9 @@ class Forwarder:
                 tokens = connection_tokens(item[1])
                 named = tokens if named is None else named | tokens
             elif previous is not None and lname in FORWARDED_NAMES:
+                # One comma-delimited value, as SCG's XForwardedHeadersFilter joins them.
                 prior = previous.get(lname)
-                previous[lname] = item[1] if prior is None else prior + b", " + item[1]
+                previous[lname] = item[1] if prior is None else prior + _JOIN[lname] + item[1]
         if traceparent is not None:
             headers.append((b"traceparent", traceparent))
         if named:

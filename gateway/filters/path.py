@@ -10,13 +10,12 @@ import re
 from collections.abc import Callable
 
 from gateway.config.args import Args
-from gateway.exchange import Exchange, Response
+from gateway.exchange import ORIGINAL_PATHS, Exchange, Response
 from gateway.extension import BuildContext, FilterFactory, GatewayFilter, SyncFilter
 from gateway.filters.describe import filter_text
 from gateway.filters.rewrite_args import rewrite_args
 from gateway.filters.template import Template, compile_template, escape_path_value
 
-ORIGINAL_PATHS = "original_paths"
 # SCG's GATEWAY_ALREADY_PREFIXED_ATTR: a retried or re-forwarded request is prefixed once.
 ALREADY_PREFIXED = "already_prefixed"
 _PATH_CLEAN = re.compile(r"[A-Za-z0-9/%:@!$&'()*+,;=\-._~]*")

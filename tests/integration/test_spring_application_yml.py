@@ -158,7 +158,7 @@ async def test_trusted_proxies(gateway: GatewayProcess, session: aiohttp.ClientS
     answer = await get(
         session, f"{gateway.url}/api/orders/x", headers={"X-Forwarded-For": "198.51.100.4"}
     )
-    assert answer.request_headers["X-Forwarded-For"] == "198.51.100.4, 127.0.0.1"
+    assert answer.request_headers["X-Forwarded-For"] == "198.51.100.4,127.0.0.1"
 
 
 async def test_globalcors(gateway: GatewayProcess, session: aiohttp.ClientSession) -> None:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import pytest
+
 from gateway.engine.pool import ConnectionPool, PoolSettings
-from gateway.exchange import Exchange, Request, Target
-from gateway.forwarded import ForwardedHeaders
+from gateway.exchange import ORIGINAL_PATHS, Exchange, Request, Target
+from gateway.forwarded import ForwardedHeaders, forwarded_prefix
 from gateway.forwarder import Forwarder
 from gateway.headers import Headers
 
@@ -52,12 +54,45 @@ def test_untrusted_client_cannot_forge_its_address() -> None:
 
 def test_trusted_proxy_values_are_appended_to() -> None:
     out = apply(ForwardedHeaders(r"10\.0\.0\.\d+"), exchange(), SPOOF)
-    assert out["X-Forwarded-For"] == "1.2.3.4, 10.0.0.9"
+    # X-Forwarded-* joined as SCG joins them (no space); RFC 7239's ", " for Forwarded.
+    assert out["X-Forwarded-For"] == "1.2.3.4,10.0.0.9"
     assert out["Forwarded"].startswith("for=1.2.3.4, for=")
 
 
+def test_a_trusted_proxys_prefix_is_kept_and_appended_to() -> None:
+    trusted = ForwardedHeaders(r"10\.0\.0\.\d+")
+    proxied = [(b"X-Forwarded-Prefix", b"/edge"), (b"X-Forwarded-Proto", b"https")]
+    out = apply(trusted, exchange(), proxied)
+    assert (out["X-Forwarded-Prefix"], out["X-Forwarded-Proto"]) == ("/edge", "https,http")
+    stripped = exchange(path="/b")
+    stripped.attributes[ORIGINAL_PATHS] = ["/api/b"]
+    assert apply(trusted, stripped, proxied)["X-Forwarded-Prefix"] == "/edge,/api"
+    # From a client that isn't trusted it is dropped, like the rest.
+    assert "X-Forwarded-Prefix" not in apply(ForwardedHeaders(), exchange(), proxied)
+
+
+@pytest.mark.parametrize(
+    ("originals", "sent", "prefix"),
+    [
+        (["/api/b"], "/b", "/api"),  # StripPrefix=1
+        (["/api/b/"], "/b/", "/api"),  # trailing slashes aside
+        (["/api"], "/", "/api"),  # stripped to the root
+        (["/a/b/c"], "/c", "/a/b"),  # StripPrefix=2
+        (["/a/b", "/b"], "/v2/b", ""),  # StripPrefix=1, PrefixPath=/v2
+        (["/a/b", "/v2/a/b"], "/a/b", "/v2"),  # PrefixPath=/v2, StripPrefix=1: SCG's /v2
+        (["/set/q"], "/x/q", ""),  # SetPath to another path
+        (["/x/a/x/a"], "/x/a", "/x/a"),  # the last occurrence, as Java's substringBeforeLast
+        (["/"], "/", ""),
+    ],
+)
+def test_prefix_derived_as_scg_derives_it(originals: list[str], sent: str, prefix: str) -> None:
+    assert forwarded_prefix(originals, sent) == prefix
+
+
 def test_prefix_after_strip_and_default_port() -> None:
-    out = apply(ForwardedHeaders(), exchange(host="example.org", path="/b", original="/api/b"), [])
+    stripped = exchange(host="example.org", path="/b", original="/api/b")
+    stripped.attributes[ORIGINAL_PATHS] = ["/api/b"]
+    out = apply(ForwardedHeaders(), stripped, [])
     assert out["X-Forwarded-Prefix"] == "/api"
     assert out["X-Forwarded-Port"] == "80"
     out = apply(ForwardedHeaders(), exchange(host="[::1]", scheme="https"), [])
