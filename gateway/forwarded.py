@@ -130,17 +130,18 @@ _NAMES = {
 def forwarded_prefix(originals: list[str], current: str) -> str:
     """X-Forwarded-Prefix as SCG 5.0.4 derives it: for each path a filter replaced (oldest
     first), when it ends with the path now sent (trailing slashes aside), the part before
-    that ending's last occurrence; the non-empty ones, comma-joined. So StripPrefix=1 on
-    ``/api/x`` gives ``/api``, and PrefixPath=/v2 then StripPrefix=1 gives ``/v2``: the
-    intermediate ``/v2/api/x`` ends with the ``/api/x`` sent."""
-    sent = current[:-1] if current.endswith("/") else current
-    prefixes: list[str] = []
-    for original in dict.fromkeys(originals):
-        path = original[:-1] if original.endswith("/") else original
+    that ending; the non-empty ones, comma-joined. So StripPrefix=1 on ``/api/x`` gives
+    ``/api``, and PrefixPath=/v2 then StripPrefix=1 gives ``/v2``: the intermediate
+    ``/v2/api/x`` ends with the ``/api/x`` sent. (SCG cuts at the ending's last occurrence,
+    which for an ending is where it starts.) On the request path: one replaced path, the
+    usual case, costs two calls."""
+    sent = current[:-1] if current[-1:] == "/" else current
+    if len(originals) == 1:
+        path = originals[0]
+        if path[-1:] == "/":
+            path = path[:-1]
         if not path.endswith(sent):
-            continue
-        # Java's substringBeforeLast: the whole path when the separator is empty
-        prefix = path[: path.rfind(sent)] if sent else path
-        if prefix:
-            prefixes.append(prefix)
-    return ",".join(prefixes)
+            return ""
+        return path[: -len(sent)] if sent else path
+    prefixes = [forwarded_prefix([original], current) for original in dict.fromkeys(originals)]
+    return ",".join(prefix for prefix in prefixes if prefix)
