@@ -48,7 +48,8 @@ class HeadersTooLarge(GatewayError):
 
 
 class UpstreamConnectError(GatewayError):
-    """The upstream could not be reached (refused, unreachable, connect timeout, TLS failure)."""
+    """The upstream could not be reached (refused, unreachable, TLS failure); a connect timeout
+    is ``UpstreamTimeout`` (504)."""
 
     status = 502
     error = "Bad Gateway"
