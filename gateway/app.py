@@ -20,6 +20,7 @@ from discovery.consul.registry import Catalog, ConsulRegistry
 from discovery.consul.settings import ConsulSettings
 from discovery.consul.watch import BlockingWatch, WatchPolicy
 from discovery.errors import DiscoveryError
+from discovery.instance import ServiceInstance
 from discovery.layered import LayeredRegistry
 from discovery.registration import SelfRegistration
 from discovery.registry import ServiceRegistry
@@ -166,7 +167,7 @@ class Gateway:
             tag_routes_enabled=self.consul is not None and settings.tag_routes,
             context=self._build_context,
             on_change=self._routes_changed,
-            metadata_of=self._service_metadata,
+            instance_of=self._first_instance,
         )
         self.state = ServerState(
             self.dispatcher,
@@ -211,11 +212,11 @@ class Gateway:
     def _state_metrics(self) -> Iterable[GaugeMetricFamily]:
         return state_gauges(self.runtimes, self.registry)
 
-    def _service_metadata(self, service: str) -> Mapping[str, str]:
-        """One known instance's metadata (what SCG's locator expressions see of a service:
-        its first instance); empty until discovery has seen one."""
+    def _first_instance(self, service: str) -> ServiceInstance | None:
+        """What SCG's locator expressions see of a service: its first instance (None until
+        discovery has seen one)."""
         instances = self.registry.known_instances(service)
-        return instances[0].metadata if instances else {}
+        return instances[0] if instances else None
 
     def _routes_changed(self, snapshot: RouteSnapshot) -> None:
         self.dispatcher.table = snapshot.table

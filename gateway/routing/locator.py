@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from discovery.instance import ServiceInstance
 from gateway.config.schema import (
     FilterDefinition,
     LocatorSettings,
@@ -44,14 +45,33 @@ def _evaluate(value: Any, scope: Scope, metadata: Mapping[str, str]) -> Any:
     return value
 
 
+def instance_scope(service: str, instance: ServiceInstance | None) -> Scope:
+    """What an expression sees of ``service``: SCG's ``ServiceInstance`` properties, taken
+    from its first known instance; before one is known, only ``serviceId`` (the rest null)."""
+    if instance is None:
+        return {"serviceId": service}
+    scheme = "https" if instance.secure else "http"
+    host = f"[{instance.host}]" if ":" in instance.host else instance.host
+    return {
+        "serviceId": service,
+        "host": instance.host,
+        "port": instance.port,
+        "scheme": scheme,
+        "secure": instance.secure,
+        "instanceId": instance.instance_id,
+        # DefaultServiceInstance.getUri: the port always written
+        "uri": f"{scheme}://{host}:{instance.port}",
+    }
+
+
 def locator_routes(
-    services: Mapping[str, Mapping[str, str]],
+    services: Mapping[str, ServiceInstance | None],
     locator: LocatorSettings,
     taken: frozenset[str] = frozenset(),
 ) -> list[RouteDefinition]:
-    """The locator's route for each of ``services`` (id -> the metadata of one of its
-    instances, empty when none is known), in id order, skipping ids in ``taken`` (a route
-    the documents define wins). Expressions were checked when the settings were read."""
+    """The locator's route for each of ``services`` (id -> its first known instance, None
+    when none is known yet), in id order, skipping ids in ``taken`` (a route the documents
+    define wins). Expressions were checked when the settings were read."""
     include = compile_expression(locator.include_expression)
     url = compile_expression(locator.url_expression)
     prefix = LOCATOR_PREFIX if locator.route_id_prefix is None else locator.route_id_prefix
@@ -59,14 +79,15 @@ def locator_routes(
     filters = DEFAULT_FILTERS if locator.filters is None else locator.filters
     routes: list[RouteDefinition] = []
     for service in sorted(services):
-        metadata = services[service]
-        scope: Scope = {"serviceId": service}
+        instance = services[service]
+        metadata: Mapping[str, str] = instance.metadata if instance is not None else {}
+        scope = instance_scope(service, instance)
         if not include.evaluate_bool(scope, metadata):
             continue
         route_id = prefix + service
         if route_id in taken:
             continue
-        seen: Scope = {"serviceId": service.lower()} if locator.lower_case_service_id else scope
+        seen = {**scope, "serviceId": service.lower()} if locator.lower_case_service_id else scope
         routes.append(
             RouteDefinition(
                 id=route_id,

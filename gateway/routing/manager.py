@@ -91,12 +91,12 @@ class RouteManager:
         tag_routes_enabled: bool = False,
         context: Callable[[], BuildContext] = BuildContext,
         on_change: Callable[[RouteSnapshot], None] | None = None,
-        metadata_of: Callable[[str], Mapping[str, str]] = lambda service: {},
+        instance_of: Callable[[str], ServiceInstance | None] = lambda service: None,
     ) -> None:
         """``build_table`` gives built routes their chains (the stack builder); ``context``
         makes the BuildContext of each build (fresh weight groups, the typed dependencies
-        factories may use); ``metadata_of`` gives a service's instance metadata, which the
-        discovery locator's ``include-expression`` may read."""
+        factories may use); ``instance_of`` gives a service's first known instance, which the
+        discovery locator's expressions read (its properties and metadata)."""
         self._on_change = on_change
         self._predicates = predicates
         self._filters = filters
@@ -105,7 +105,7 @@ class RouteManager:
         self._locator = locator_enabled
         self._tags = tag_routes_enabled
         self._context = context
-        self._metadata_of = metadata_of
+        self._instance_of = instance_of
         self._file = GatewayConfig(source="<embedded>")
         self._kv: GatewayConfig | None = None
         self._api: dict[str, RouteDefinition] = {}
@@ -148,7 +148,7 @@ class RouteManager:
             out.extend(d for d in found.definitions if d.id not in merged)
         if self._locator:
             taken = frozenset(merged)
-            services = {name: self._metadata_of(name) for name in self._catalog}
+            services = {name: self._instance_of(name) for name in self._catalog}
             out.extend(locator_routes(services, self._file.spring.locator, taken))
         return out
 

@@ -7,6 +7,7 @@ import textwrap
 
 import pytest
 
+from discovery.instance import ServiceInstance
 from gateway.config.errors import ConfigErrors
 from gateway.config.loader import parse_text
 from gateway.config.schema import GatewayConfig, LocatorSettings, PredicateDefinition
@@ -213,16 +214,36 @@ def test_locator_routes_follow_the_settings() -> None:
               args: {{parts: "'2'"}}
         """
     ).spring.locator
-    routes = locator_routes({"Orders": {"edge": "true"}, "internal": {}}, locator)
+    edge = ServiceInstance("Orders", "orders-1", "10.0.0.5", 8080, metadata={"edge": "true"})
+    internal = ServiceInstance("internal", "internal-1", "10.0.0.6", 8080)
+    routes = locator_routes({"Orders": edge, "internal": internal, "unseen": None}, locator)
     [route] = routes
     assert (route.id, route.uri) == ("sd-Orders", "lb://Orders")
     assert route.predicates[0].args == {"patterns": "/api/orders/**"}
     assert route.filters[0].args == {"parts": "2"}
-    assert locator_routes({"Orders": {"edge": "true"}}, locator, frozenset({"sd-Orders"})) == []
+    assert locator_routes({"Orders": edge}, locator, frozenset({"sd-Orders"})) == []
+
+
+def test_locator_expressions_see_the_first_instance_as_scg_does() -> None:
+    locator = read(
+        f"""
+        {NEW}.discovery.locator:
+          url-expression: "scheme+'://'+host+':'+port"
+          filters:
+            - name: AddRequestHeader
+              args: {{name: "'X-Instance'", value: "instanceId+' '+uri+' '+secure"}}
+        """
+    ).spring.locator
+    secure = ServiceInstance("pay", "pay-1", "10.0.0.9", 8443, secure=True)
+    [route, unseen] = locator_routes({"pay": secure, "zz": None}, locator)
+    assert route.uri == "https://10.0.0.9:8443"
+    assert route.filters[0].args["value"] == "pay-1 https://10.0.0.9:8443 true"
+    # Before discovery has seen an instance, only serviceId is known (SpEL's null).
+    assert unseen.uri == "null://null:null"
 
 
 def test_default_locator_routes_are_scgs() -> None:
-    [route] = locator_routes({"Orders": {}}, LocatorSettings())
+    [route] = locator_routes({"Orders": None}, LocatorSettings())
     assert route.id == "ReactiveCompositeDiscoveryClient_Orders"
     assert route.predicates == (PredicateDefinition("Path", {"patterns": ["/Orders/**"]}),)
     assert route.filters[0].args == {
@@ -286,3 +307,4 @@ def test_local_response_cache_enabled_false_switches_the_route_filter_off_as_in_
     assert spring.filters.local_response_cache.enabled is False
     assert spring.filters.disabled_filters == frozenset({"LocalResponseCache"})
     assert read("routes: []\n").spring.filters.disabled_filters == frozenset()
+
