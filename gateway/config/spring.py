@@ -624,6 +624,8 @@ class SpringReader:
             return True
         if rel in _BRANCHES and isinstance(value, Mapping):
             return False  # filter.local-response-cache.request: {no-cache-strategy: ...}
+        if len(rel) == 1 and rel[0] in _SWITCHES and isinstance(value, Mapping):
+            return False  # global-filter: {netty-routing: {enabled: true}}
         if rel[0] in _SWITCHES and len(rel) >= 2:
             return self._switch(rel, where, value)
         if isinstance(value, Mapping) and any(rel == b[: len(rel)] for b in _BRANCHES):

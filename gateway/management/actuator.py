@@ -217,11 +217,17 @@ async def global_filters(request: web.Request) -> web.Response:
 
 
 async def route_filters(request: web.Request) -> web.Response:
-    return _json(shapes.factory_names(_gateway(request).routes.filters, shapes.filter_class))
+    # A factory switched off (filter.<name>.enabled: false) is no bean in SCG: not listed.
+    routes = _gateway(request).routes
+    off = routes.file_config.spring.filters.disabled_filters
+    factories = {name: f for name, f in routes.filters.items() if name not in off}
+    return _json(shapes.factory_names(factories, shapes.filter_class))
 
 
 async def route_predicates(request: web.Request) -> web.Response:
-    factories = _gateway(request).routes.predicates
+    routes = _gateway(request).routes
+    off = routes.file_config.spring.filters.disabled_predicates
+    factories = {name: p for name, p in routes.predicates.items() if name not in off}
     return _json(shapes.factory_names(factories, shapes.predicate_class))
 
 

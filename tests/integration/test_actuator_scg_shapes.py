@@ -286,6 +286,27 @@ def config_classes(listed: dict[str, None]) -> dict[str, str]:
     return out
 
 
+async def test_a_switched_off_factory_is_not_listed(
+    upstream: Upstream, make_gateway: MakeGateway, session: aiohttp.ClientSession
+) -> None:
+    # As in SCG, where filter.<name>.enabled: false leaves no such bean to list.
+    gw = await make_gateway(
+        f"""
+        spring.cloud.gateway.server.webflux:
+          filter.retry.enabled: false
+          predicate: {{weight: {{enabled: false}}}}
+          routes: [{{id: r, uri: '{upstream.url}'}}]
+        """
+    )
+    base = f"{gw.management_url}/actuator/gateway"
+    _, filters = await fetch(session, "GET", f"{base}/routefilters")
+    _, predicates = await fetch(session, "GET", f"{base}/routepredicates")
+    assert "RetryGatewayFilterFactory" not in config_classes(filters)
+    assert "StripPrefixGatewayFilterFactory" in config_classes(filters)
+    assert "WeightRoutePredicateFactory" not in config_classes(predicates)
+    assert "PathRoutePredicateFactory" in config_classes(predicates)
+
+
 async def test_route_filters_and_predicates_in_scg_format(
     shapes_gateway: RunningGateway, session: aiohttp.ClientSession
 ) -> None:

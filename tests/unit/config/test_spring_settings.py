@@ -308,3 +308,20 @@ def test_local_response_cache_enabled_false_switches_the_route_filter_off_as_in_
     assert spring.filters.disabled_filters == frozenset({"LocalResponseCache"})
     assert read("routes: []\n").spring.filters.disabled_filters == frozenset()
 
+
+def test_switches_may_be_nested_under_global_filter_filter_and_predicate() -> None:
+    spring = read(
+        f"""
+        {NEW}:
+          global-filter:
+            local-response-cache: {{enabled: false}}
+            netty-routing: {{enabled: true}}
+          filter: {{local-response-cache: {{enabled: true}}, retry: {{enabled: false}}}}
+          predicate: {{weight: {{enabled: false}}}}
+        """
+    ).spring
+    assert spring.filters.local_response_cache.enabled is False
+    assert spring.filters.disabled_filters == frozenset({"Retry"})
+    assert spring.filters.disabled_predicates == frozenset({"Weight"})
+    [message] = errors(f"{NEW}:\n  global-filter: {{netty-routin: {{enabled: true}}}}\n")
+    assert "unknown global filter (did you mean netty-routing?)" in message
