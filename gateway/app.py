@@ -223,7 +223,7 @@ class Gateway:
         self.metrics.set_routes({r.id: r.uri.raw for r in snapshot.table.routes})
         if self.consul is not None:
             # Watch exactly the services routes send to (those not pinned in the file).
-            referenced = {r.uri.service for r in snapshot.table.routes if r.uri.service is not None}
+            referenced = {s for r in snapshot.table.routes for s in r.services}
             self.consul.track(s for s in referenced if not self.static.has(s))
 
     def _catalog_changed(self, catalog: Catalog) -> None:

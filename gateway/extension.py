@@ -99,6 +99,9 @@ class GatewayFilter(ABC):
     # RemoveJsonAttributesResponseBody -2) sorts by it among the route's filters, which are
     # otherwise ordered by their place in their list (1, 2, ...). None: by place.
     order: int | None = None
+    # ``lb://`` services this filter itself may send the request to (SetRequestUri=lb://...):
+    # discovery watches them as it watches the route URIs' services.
+    services: tuple[str, ...] = ()
 
     @abstractmethod
     def describe(self) -> str:

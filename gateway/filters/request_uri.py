@@ -171,6 +171,7 @@ class SetRequestUri(ChangeRequestUri):
     def __init__(self, template: Template) -> None:
         self._template = template
         self._constant = parse_request_url(template.text) if template.is_constant else None
+        self.services = _balanced_service(template)
 
     def request_url(self, exchange: Exchange) -> RequestUrl | None:
         if self._constant is not None:
@@ -209,6 +210,17 @@ class RequestHeaderToRequestUri(ChangeRequestUri):
 
     def describe(self) -> str:
         return filter_text(self.name, ("name", self._header))
+
+
+def _balanced_service(template: Template) -> tuple[str, ...]:
+    """The ``lb://`` service the template always names, for discovery to watch; none when
+    its host comes from a variable (then discovery learns of the service only from a route
+    that names it)."""
+    one = parse_request_url(template.expand({name: "a" for name in template.names}))
+    other = parse_request_url(template.expand({name: "b" for name in template.names}))
+    if one is None or other is None or one.scheme != "lb" or one.host != other.host:
+        return ()
+    return (one.host,) if one.host else ()
 
 
 def _check_template(args: Args, template: Template) -> None:

@@ -154,7 +154,7 @@ class RouteManager:
 
     def referenced_services(self) -> set[str]:
         """``lb://`` services the live table routes to (what discovery must watch)."""
-        return {r.uri.service for r in self.snapshot.table.routes if r.uri.service}
+        return {s for r in self.snapshot.table.routes for s in r.services}
 
     def load_file(self) -> GatewayConfig:
         """Read and build the route file; raise ConfigError(s) without changing anything."""

@@ -118,6 +118,14 @@ class Route:
     global_filters: tuple[GatewayFilter, ...] = ()
 
     @property
+    def services(self) -> set[str]:
+        """The ``lb://`` services this route may send to: its URI's and its filters'."""
+        found = {s for f in self.filters for s in f.services}
+        if self.uri.service is not None:
+            found.add(self.uri.service)
+        return found
+
+    @property
     def chain_filters(self) -> tuple[GatewayFilter, ...]:
         """``filters`` with ``global_filters`` merged in as SCG sorts them: a global filter
         runs before every route filter whose order is not lower than its own (a filter

@@ -314,3 +314,29 @@ async def test_service_ids_compare_case_insensitively_as_consul_does(
         await becomes(lambda: served_by(session, f"{gw.url}/o/1"), "u0", "u0 serving")
     finally:
         await gw.gateway.stop()
+
+
+async def test_a_service_named_only_by_set_request_uri_is_watched(
+    consul: ConsulAgent,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    upstreams: list[Upstream],
+    session: aiohttp.ClientSession,
+) -> None:
+    # No route's URI names "search": only the filter does, so discovery must learn of it
+    # from the filter, and readiness wait for it. (Learnt from the first request instead,
+    # that request answered 503.)
+    consul.register("search", "search-0", upstreams[1].port, ttl="30s", initial_status="passing")
+    routes = """
+    routes:
+      - id: retarget
+        uri: no://op
+        predicates: [Path=/s/**]
+        filters: ['SetRequestUri=lb://search']
+    """
+    gw = await consul_gateway(consul, monkeypatch, routes_file(tmp_path, routes))
+    try:
+        assert await gw.gateway.consul.wait_ready(10)  # type: ignore[union-attr]
+        assert await served_by(session, f"{gw.url}/s/q") == "u1"  # the very first request
+    finally:
+        await gw.gateway.stop()

@@ -248,3 +248,19 @@ def test_built_directly_a_constant_template_java_refuses_names_nothing(
     change = SetRequestUri(compile_template("invalid_uri"))
     assert change.constant is None
     assert change.request_url(exchange_for()) is None
+
+
+@pytest.mark.parametrize(
+    ("template", "services"),
+    [
+        ("lb://search", ("search",)),
+        ("lb://Search/{segment}?q={q}", ("Search",)),  # the host is the same for every request
+        ("lb://{segment}", ()),  # the host comes from a variable: not known in advance
+        ("lb://svc-{segment}", ()),
+        ("http://127.0.0.1:9000/{segment}", ()),
+    ],
+)
+def test_set_request_uri_names_the_service_discovery_must_watch(
+    template: str, services: tuple[str, ...]
+) -> None:
+    assert build_filter("SetRequestUri", args={"template": template}).services == services
