@@ -9,7 +9,7 @@ SCG_JAR := bench/peers/scg/target/scg-peer.jar
 SCG_TEST_JAR := tests/peers/scg/target/scg-test-peer.jar
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: help install lint consul scg-test-peer test-peers test test-fast demo clean bench bench-quick \
+.PHONY: help install lint consul redis scg-test-peer test-peers test test-fast demo clean bench bench-quick \
   bench-profile bench-deps
 
 help:
@@ -59,22 +59,29 @@ test-peers:
 	  echo "WARNING: SCG test peer not built: the SCG differential test will skip"; \
 	else echo "note: no java/mvn: the SCG differential test will skip"; fi
 
-test: lint consul test-peers
+# Debian's redis-server: the rate-limiter tests start their own on a free port (never skipped).
+redis:
+	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server; }
+
+test: lint consul redis test-peers
 	$(VENV)/bin/pytest -q
 
 # Skips the multi-hundred-MiB transfer tests; for the edit-test loop only.
-test-fast: $(STAMP) consul
+test-fast: $(STAMP) consul redis
 	$(VENV)/bin/pytest -q -m "not slow"
 
 demo: $(STAMP)
 	$(PY) -m gateway.demo
 
-# Benchmark peers and load tools: Debian's nginx, wrk, Maven and a JDK; matplotlib/py-spy.
+# Benchmark peers and load tools: Debian's nginx, wrk, Maven and a JDK, redis-server (the
+# Redis rate-limiter variant); matplotlib/py-spy.
 $(BENCH_STAMP): $(STAMP)
 	@command -v nginx >/dev/null && command -v wrk >/dev/null && command -v mvn >/dev/null \
-	  && command -v java >/dev/null || { $(SUDO) apt-get update -qq && \
+	  && command -v java >/dev/null && command -v redis-server >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nginx wrk maven \
-	  openjdk-17-jdk-headless; }
+	  openjdk-17-jdk-headless redis-server; }
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
 	touch $(BENCH_STAMP)
 
