@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from discovery.lane import lane_of
+
 
 @dataclass(frozen=True, slots=True)
 class ServiceInstance:
@@ -16,6 +18,12 @@ class ServiceInstance:
     weight: int = 1
     metadata: Mapping[str, str] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
+    # The gray-release lane, from ``metadata``/``tags`` (``discovery.lane``): computed once
+    # here, since the picker and the request metrics read it on every request.
+    lane: str = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lane", lane_of(self.metadata, self.tags))
 
     @property
     def address(self) -> str:

@@ -31,13 +31,16 @@ from gateway.engine.listener import ServerLimits, ServerState
 from gateway.engine.pool import ConnectionPool, PoolSettings
 from gateway.engine.replay import ReplayableBody
 from gateway.engine.server import HttpServerProtocol
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, ServiceOverloaded
+from gateway.exchange import Exchange, Response
 from gateway.extension import BuildContext, WeightGroups
 from gateway.forwarded import ForwardedHeaders
 from gateway.forwarder import Forwarder
+from gateway.inflight import InflightLimit
 from gateway.management.actuator import build_management_app
 from gateway.management.view import KvRead
 from gateway.membership import self_registration
+from gateway.mirror.sender import MirrorLimits, Mirrors
 from gateway.observability.access_log import AccessLog
 from gateway.observability.metrics import Metrics
 from gateway.observability.observer import RequestObserver
@@ -52,6 +55,9 @@ from gateway.stack import RouteStack
 from resilience.breaker import BreakerPolicy
 from resilience.budget import BudgetPolicy
 from resilience.outlier import OutlierPolicy
+from resilience.ratelimit.base import RateLimiterFactory
+from resilience.ratelimit.local import LocalRateLimiters
+from resilience.ratelimit.redis_backend import RedisRateLimiters
 from resilience.runtime import RuntimeSettings, ServiceRuntimes
 
 log = logging.getLogger("meshgate")
@@ -148,6 +154,32 @@ class Gateway:
             ForwardedHeaders(settings.trusted_proxies),
             response_timeout=settings.response_timeout,
             observer=self.observer,
+            trust_inbound_lane=settings.trust_inbound_lane,
+        )
+        # Mirror filters' copies: on the same pool, each with the head its primary got.
+        self.mirrors = Mirrors(
+            self.pool,
+            forwarder.head,
+            self.registry.instances,
+            MirrorLimits(
+                max_body=settings.mirror_max_body,
+                max_inflight=settings.mirror_max_inflight,
+                timeout=settings.mirror_timeout,
+            ),
+            rng=self._rng,
+            events=self.metrics.mirrors if settings.metrics else None,
+        )
+        # RequestRateLimiter's buckets: in one Redis for every process using it, else in each
+        # worker (so with GATEWAY_WORKERS > 1 a local limit is per worker).
+        limit_events = self.metrics.rate_limits if settings.metrics else None
+        self.rate_limiters: RateLimiterFactory = (
+            RedisRateLimiters(
+                settings.redis_url,
+                fail_open=not settings.rate_limit_fail_closed,
+                events=limit_events,
+            )
+            if settings.redis_url is not None
+            else LocalRateLimiters(events=limit_events)
         )
         self.dispatcher = Dispatcher(RouteTable(()))
         self.stack = RouteStack(
@@ -169,8 +201,18 @@ class Gateway:
             on_change=self._routes_changed,
             instance_of=self._first_instance,
         )
+        # GATEWAY_MAX_INFLIGHT: the valve sits in front of routing, and only when set.
+        valve = None
+        if settings.max_inflight > 0:
+            valve = InflightLimit(
+                settings.max_inflight,
+                self.dispatcher,
+                self.observer,
+                _overloaded,
+                on_reject=limit_events.inflight_rejected if limit_events is not None else None,
+            )
         self.state = ServerState(
-            self.dispatcher,
+            valve or self.dispatcher,
             error_response,
             ServerLimits(
                 max_head_bytes=settings.max_header_size,
@@ -178,7 +220,7 @@ class Gateway:
                 keepalive_timeout=settings.keepalive_timeout,
             ),
             request_id_factory(),
-            observer=self.observer,
+            observer=valve or self.observer,
         )
         self._metrics_timer: asyncio.TimerHandle | None = None
         self.ready = False
@@ -198,6 +240,8 @@ class Gateway:
             runtimes=self.runtimes,
             replay_body=ReplayableBody,
             forward=self.dispatcher.forward,
+            mirror=self.mirrors,
+            rate_limiters=self.rate_limiters,
         )
 
     def _flush_metrics(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -220,6 +264,7 @@ class Gateway:
 
     def _routes_changed(self, snapshot: RouteSnapshot) -> None:
         self.dispatcher.table = snapshot.table
+        self.rate_limiters.retain(r.id for r in snapshot.table.routes)
         self.metrics.set_routes({r.id: r.uri.raw for r in snapshot.table.routes})
         if self.consul is not None:
             # Watch exactly the services routes send to (those not pinned in the file).
@@ -433,6 +478,8 @@ class Gateway:
         if not drained:
             log.warning("shutdown timeout reached; aborted the remaining connections")
         self.state.close()
+        await self.mirrors.close()  # copies still in flight are cancelled, not awaited
+        await self.rate_limiters.close()
         self.pool.close()
         if self._metrics_timer is not None:
             self._metrics_timer.cancel()
@@ -448,6 +495,10 @@ class Gateway:
         if self._management is not None:
             await self._management.cleanup()
         log.info("meshgate worker %d stopped", self.worker)
+
+
+def _overloaded(exchange: Exchange) -> Response:
+    return error_response(exchange, ServiceOverloaded("too many requests in flight"))
 
 
 def _log_breaker_change(name: str, old: str, new: str) -> None:

@@ -132,6 +132,12 @@ class Destination(Protocol):
     def service(self) -> str | None: ...
 
     @property
+    def lane(self) -> str | None:
+        """The gray-release lane of a discovered instance (``"stable"`` when it names none);
+        None for a fixed address."""
+        ...
+
+    @property
     def authority(self) -> str:
         """``host[:port]`` as the Host header writes it (the port only when not the default)."""
         ...
@@ -158,6 +164,7 @@ class Target:
     secure: bool = False
     instance_id: str | None = None
     service: str | None = None
+    lane: str | None = None
 
     @property
     def authority(self) -> str:
@@ -211,3 +218,8 @@ class Exchange:
     # Monotonic and wall-clock times the request head was complete (observability).
     started: float = 0.0
     started_wall: float = 0.0
+    # The gray-release lane the route's filters (Lane, LaneSplit) or a trusted inbound
+    # ``baggage`` asked for (None: none asked, which is stable), and whether the pick fell
+    # back to stable because that lane had no instance.
+    lane: str | None = None
+    lane_fallback: bool = False

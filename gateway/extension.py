@@ -12,8 +12,8 @@ Two filter shapes:
 - ``WrappingFilter``: must await (rate limit, breaker, retry), so it becomes a layer of its own
   around the rest of the route's chain.
 
-This module sits below routing and above config: it imports only config, the exchange and
-``resilience`` (the typed dependencies a factory may use).
+This module sits below routing and above config: it imports only config, the exchange,
+``resilience`` and ``gateway.mirror.contract`` (the typed dependencies a factory may use).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from gateway.config.schema import FilterSettings
 from gateway.errors import ConfigError
 from gateway.exchange import Exchange, Handler, ReplayFactory, Request, Response
 from gateway.headers import Headers
+from gateway.mirror.contract import MirrorSender
+from resilience.ratelimit.base import RateLimiterFactory
 from resilience.runtime import ServiceRuntimes
 
 __all__ = [
@@ -214,6 +216,10 @@ class BuildContext:
     runtimes: ServiceRuntimes | None = None  # per-service budgets, breakers, settings
     replay_body: ReplayFactory | None = None  # keeps a request body for another attempt
     forward: InternalForward | None = None  # dispatches again inside the gateway
+    # RequestRateLimiter's buckets: in Redis (GATEWAY_REDIS_URL) or in process. None when only
+    # validating (the filter then checks its arguments against in-process buckets).
+    rate_limiters: RateLimiterFactory | None = None
+    mirror: MirrorSender | None = None  # sends Mirror filters' copies (gateway.mirror)
 
 
 InternalForward = Callable[[str, Exchange], Awaitable[Response]]

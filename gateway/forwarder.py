@@ -4,10 +4,11 @@ connection and return the upstream's response with its body still streaming."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from gateway import baggage as _baggage
 from gateway.engine.framing import HOP_BY_HOP, connection_tokens, serialize_headers
 from gateway.engine.pool import ConnectionPool
 from gateway.engine.upstream import ConnectionLostBeforeResponse
@@ -15,15 +16,23 @@ from gateway.exchange import Destination, Exchange, Response, Target
 from gateway.forwarded import FORWARDED_NAMES, ForwardedHeaders
 from gateway.forwarded import JOIN as _JOIN
 from gateway.hash_key import KeyOf
+from resilience.lanes import STABLE
 from resilience.runtime import AttemptHooks
 
 if TYPE_CHECKING:
     from gateway.observability.observer import RequestObserver
     from gateway.observability.tracing import OpenSpan
 
-# Chooses the destination of one attempt from the instances already tried and the request's
-# hash key (``resilience.picker.InstancePicker.pick`` or ``FixedTarget.pick``).
-Pick = Callable[[set[str] | None, Hashable | None], Destination]
+
+class Pick(Protocol):
+    """Chooses the destination of one attempt from the instances already tried, the request's
+    hash key and its gray-release lane (``resilience.picker.InstancePicker.pick`` or
+    ``FixedTarget.pick``)."""
+
+    def __call__(
+        self, tried: set[str] | None, key: Hashable | None, lane: str | None = None, /
+    ) -> Destination: ...
+
 
 # Fields of the client's request that are not passed on as they are.
 # (X-Request-Id is written anew: the gateway's id, which is the client's when it sent one.)
@@ -35,6 +44,7 @@ _NOT_FORWARDED = (
         b"expect",
         b"content-length",
         b"x-request-id",
+        _baggage.NAME,
     }
 )
 
@@ -47,10 +57,14 @@ class Forwarder:
         *,
         response_timeout: float,
         observer: RequestObserver | None = None,
+        trust_inbound_lane: bool = False,
     ) -> None:
+        """``trust_inbound_lane``: a ``lane`` entry in the client's ``baggage`` picks the
+        lane when no route filter did (east-west traffic); otherwise it is only removed."""
         self._pool = pool
         self._forwarded = forwarded
         self._response_timeout = response_timeout
+        self._trust_lane = trust_inbound_lane
         self._observer = observer
         self._tracing = observer.tracing if observer is not None else None
 
@@ -64,11 +78,16 @@ class Forwarder:
         """The upstream request head: the client's fields minus hop-by-hop, framing and
         forwarding ones (written anew), in one pass and one serialisation. ``traceparent``,
         when given, replaces the client's (this hop's span is the upstream's parent);
-        ``request_target`` (path and query), when given, replaces the request's."""
+        ``request_target`` (path and query), when given, replaces the request's.
+
+        ``baggage`` loses any ``lane`` entry the client sent and carries the lane the request
+        is in: the picked instance's (none for stable, a fallback included), or for a fixed
+        address the lane the request asked for."""
         request = exchange.request
         body = exchange.body
         previous: dict[bytes, bytes] | None = {} if self._forwarded.trusts(exchange) else None
         named: set[bytes] | None = None
+        baggage: list[tuple[bytes, bytes]] | None = None
         host = target.authority.encode("latin-1")
         headers: list[tuple[bytes, bytes]] = []
         for item in request.headers.raw:
@@ -82,6 +101,11 @@ class Forwarder:
             elif lname == b"connection":
                 tokens = connection_tokens(item[1])
                 named = tokens if named is None else named | tokens
+            elif lname == b"baggage":
+                if baggage is None:
+                    baggage = [item]
+                else:
+                    baggage.append(item)
             elif previous is not None and lname in FORWARDED_NAMES:
                 # One comma-delimited value, as SCG's XForwardedHeadersFilter joins them.
                 prior = previous.get(lname)
@@ -90,6 +114,15 @@ class Forwarder:
             headers.append((b"traceparent", traceparent))
         if named:
             headers = [h for h in headers if h[0].lower() not in named]
+            if _baggage.NAME in named:
+                baggage = None  # hop-by-hop this time: the client's stops here
+        lane = target.lane
+        if lane is None:
+            lane = exchange.lane  # a fixed address: the lane asked for travels on
+        if lane == STABLE:
+            lane = None
+        if baggage is not None or lane is not None:
+            headers.extend(_baggage.outbound(baggage, lane))
         headers.insert(0, (b"Host", host))
         if exchange.upgrade is not None:
             headers.append((b"Connection", b"Upgrade"))
@@ -123,9 +156,15 @@ class Forwarder:
         binds the first five once with ``functools.partial``. ``request_target`` is the path
         and query of a URL a filter re-targeted the request to (SetRequestUri), sent instead of
         the request's own."""
+        lane = exchange.lane
+        if lane is None and self._trust_lane:
+            # No route filter chose (a filter wins over inbound baggage).
+            lane = exchange.lane = _baggage.inbound_lane(exchange.request.headers.raw)
         exchange.target = target = pick(
-            exchange.tried, key_of(exchange) if key_of is not None else None
+            exchange.tried, key_of(exchange) if key_of is not None else None, lane
         )
+        if lane is not None and target.lane is not None and target.lane != lane:
+            exchange.lane_fallback = True  # the lane had no instance: stable took it
         instance = target.instance_id
         entered = hooks.begin(instance) if hooks is not None else None
         tracing = self._tracing
@@ -200,5 +239,7 @@ class FixedTarget:
     def __init__(self, target: Target) -> None:
         self._target = target
 
-    def pick(self, tried: set[str] | None, key: Hashable | None) -> Destination:
+    def pick(
+        self, tried: set[str] | None, key: Hashable | None, lane: str | None = None
+    ) -> Destination:
         return self._target

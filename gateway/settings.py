@@ -40,6 +40,21 @@ class Settings(BaseSettings):
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     access_log: bool = True
     metrics: bool = True
+    # -- traffic policy --
+    # Honour a ``lane`` entry in inbound W3C baggage (east-west); off at the edge, where it is
+    # removed so a client cannot choose a lane.
+    trust_inbound_lane: bool = False
+    # Mirror filters: the largest request (and compared response) body copied, the copies in
+    # flight at once (beyond it a copy is dropped, not queued), and each copy's time bound.
+    mirror_max_body: int = Field(1024 * 1024, ge=0)
+    mirror_max_inflight: int = Field(100, ge=0)
+    mirror_timeout: float = 5.0
+    # RequestRateLimiter: buckets in this Redis (shared by every process using it; unset: in
+    # each worker), 503 instead of allowing when Redis fails, and the per-worker cap on
+    # requests in flight beyond which the gateway answers 503 at once (0: no cap).
+    redis_url: str | None = None
+    rate_limit_fail_closed: bool = False
+    max_inflight: int = Field(0, ge=0)
     # -- resilience --
     zone: str | None = None  # this gateway's zone (zone-aware balancing; instance meta "zone")
     retry_max_body: int = Field(1024 * 1024, ge=0)
@@ -133,6 +148,7 @@ class Settings(BaseSettings):
         "check_interval",
         "check_timeout",
         "deregister_critical_after",
+        "mirror_timeout",
         mode="before",
     )
     @classmethod
@@ -164,6 +180,14 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        value = (value or "").strip() or None
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("expected redis://[user:password@]host:port/db, rediss:// or unix://")
+        return value
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -9,7 +9,8 @@ The positions, outer to inner (``dispatch.py`` holds 2 and 3, once per table; th
         request URL     SetRequestUri / RequestHeaderToRequestUri (SCG's order 10001, after
                         every route filter) may re-target the request (``Retargeted``)
      6. hedging         a second attempt races a slow first (retry's sibling)
-     7. load balance    the forwarder's ``pick``: registry snapshot, ejected and tried skipped
+     7. load balance    the forwarder's ``pick``: registry snapshot narrowed to the request's
+                        lane (Lane/LaneSplit, or trusted baggage), ejected and tried skipped
      8. per instance    bulkhead, in-flight count, outlier accounting (``AttemptHooks``)
      9. per-try timeout connect / response timeouts, enforced by the pool's sweeps
     10. forwarder       the only code that talks to sockets
@@ -31,6 +32,7 @@ from discovery.registry import ServiceRegistry
 from gateway.errors import BadRequest, GatewayError, NoInstancesAvailable, UpstreamConnectError
 from gateway.exchange import Exchange, Handler, Response, Target
 from gateway.extension import GatewayFilter, InternalForward, SyncFilter, WrappingFilter
+from gateway.filters.lane import LaneStrict
 from gateway.filters.request_uri import SENT_SCHEMES, ChangeRequestUri, RequestUrl
 from gateway.forwarder import FixedTarget, Forwarder, Pick
 from gateway.hash_key import KeyOf, key_extractor
@@ -101,6 +103,11 @@ class RouteStack:
         policy = route.policy  # parsed once, when the route was built
         uri = route.uri
         filters = route.chain_filters  # its own, and the global filters settings turn on
+        # LaneStrict changes how the route picks (a lane without instances is a 503, not a
+        # fallback to stable): read now, and no layer of its own.
+        strict = any(isinstance(f, LaneStrict) for f in filters)
+        if strict:
+            filters = tuple(f for f in filters if not isinstance(f, LaneStrict))
         endpoint: Handler
         if uri.is_forward:
             # 10'. forward:/path: re-dispatch inside the gateway instead of a socket.
@@ -111,7 +118,7 @@ class RouteStack:
         else:
             # 7-10. one partial of the forwarder: pick (balance), account (per instance),
             # bounded by the per-try timeouts; no frame of its own.
-            pick, hooks = self._pick(uri, policy)
+            pick, hooks = self._pick(uri, policy, strict=strict)
             hash_on = policy.balancer.hash_on if policy.balancer is not None else None
             endpoint = partial(
                 self._forwarder.forward,
@@ -131,7 +138,7 @@ class RouteStack:
             # An lb:// service a template names outright is set up now, with the table.
             named = (c.constant for c in changes)
             services = {
-                url.host.casefold(): self._pick(_service_uri(url.host), policy)
+                url.host.casefold(): self._pick(_service_uri(url.host), policy, strict=strict)
                 for url in named
                 if url is not None and url.scheme == "lb"
             }
@@ -139,7 +146,7 @@ class RouteStack:
                 tuple(changes),
                 endpoint,
                 self._forwarder.forward,
-                partial(self._service_pick, policy),
+                partial(self._service_pick, policy, strict),
                 policy,
                 services,
             ).__call__
@@ -153,10 +160,11 @@ class RouteStack:
         return handler
 
     def _pick(
-        self, uri: RouteUri, policy: RoutePolicy, *, building: bool = True
+        self, uri: RouteUri, policy: RoutePolicy, *, building: bool = True, strict: bool = False
     ) -> tuple[Pick, AttemptHooks | None]:
         """``building``: called while a table is built, so the route's concurrency cap is
-        collected for its service (a service first met by a request gets none)."""
+        collected for its service (a service first met by a request gets none). ``strict``:
+        the route has LaneStrict."""
         service = uri.service
         if service is None:
             return FixedTarget(Target(uri.host, uri.port, uri.secure)).pick, None
@@ -172,18 +180,19 @@ class RouteStack:
             runtime,
             self._balancer(service, spec),
             policy.max_per_instance,
+            strict_lanes=strict,
         )
         return picker.pick, AttemptHooks(runtime, picker.count)
 
     def _service_pick(
-        self, policy: RoutePolicy, service: str
+        self, policy: RoutePolicy, strict: bool, service: str
     ) -> tuple[Pick, AttemptHooks | None] | None:
         """The pick of an ``lb://`` service a request first names (``lb://{name}``); None when
         the registry has no instance of it, so a request cannot make the gateway keep state for
         any name it likes."""
         if not self._registry.instances(service):
             return None
-        return self._pick(_service_uri(service), policy, building=False)
+        return self._pick(_service_uri(service), policy, building=False, strict=strict)
 
     def _balancer(self, service: str, spec: BalancerSpec | None) -> LoadBalancer:
         """One balancer per service and policy, kept across reloads."""

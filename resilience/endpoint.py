@@ -1,8 +1,9 @@
 """What the call path may read about an upstream instance, without importing discovery.
 
 ``resilience`` is the bottom layer: depending on ``discovery`` or ``gateway`` would invert the
-layering. Balancers, outlier detection and the instance picker accept anything of this shape,
-which ``discovery.ServiceInstance`` (a frozen dataclass with a ``zone`` property) satisfies
+layering. Balancers and outlier detection accept anything of this shape; the instance picker,
+which groups instances by gray-release lane, anything of ``LanedEndpoint``'s.
+``discovery.ServiceInstance`` (a frozen dataclass with ``zone`` and ``lane``) satisfies both
 structurally.
 """
 
@@ -27,3 +28,16 @@ class Endpoint(Protocol):
 
 
 E = TypeVar("E", bound=Endpoint)
+
+
+class LanedEndpoint(Endpoint, Protocol):
+    """An endpoint that belongs to a gray-release lane (``resilience.lanes``): what the
+    instance picker groups a service's instances by."""
+
+    @property
+    def lane(self) -> str:
+        """The lane's name; ``"stable"`` for an instance that names none."""
+        ...
+
+
+L = TypeVar("L", bound=LanedEndpoint)

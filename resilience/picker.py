@@ -1,4 +1,5 @@
-"""Choosing the instance for one attempt: the registry's snapshot, minus ejected instances,
+"""Choosing the instance for one attempt: the registry's snapshot, narrowed to the call's
+gray-release lane (``resilience.lanes``: stable when it asks for none), minus ejected instances,
 minus those this call already tried (when anywhere new is left), minus those at their
 concurrency limit, then the balancer's pick.
 
@@ -12,30 +13,46 @@ from collections.abc import Callable, Hashable, Sequence
 from typing import Generic
 
 from resilience.balancer.base import LoadBalancer
-from resilience.endpoint import E
+from resilience.endpoint import L
 from resilience.errors import NoInstanceAvailable, ServiceOverloaded
+from resilience.lanes import STABLE, LaneIndex, NoLaneInstance
 from resilience.runtime import ServiceRuntime
 
 
-class InstancePicker(Generic[E]):
-    __slots__ = ("_available", "_balancer", "_instances", "_per_instance", "_runtime", "service")
+class InstancePicker(Generic[L]):
+    __slots__ = (
+        "_available",
+        "_balancer",
+        "_index",
+        "_instances",
+        "_per_instance",
+        "_runtime",
+        "_strict",
+        "service",
+    )
 
     def __init__(
         self,
         service: str,
-        instances: Callable[[str], Sequence[E]],
+        instances: Callable[[str], Sequence[L]],
         runtime: ServiceRuntime,
         balancer: LoadBalancer,
         per_instance: int | None = None,
+        *,
+        strict_lanes: bool = False,
     ) -> None:
         """``instances(service)`` answers from the registry's local snapshot (never blocks);
-        ``per_instance`` caps calls in flight to one instance (the runtime then counts them)."""
+        ``per_instance`` caps calls in flight to one instance (the runtime then counts them);
+        ``strict_lanes``: a call whose lane has no instance is refused (``NoLaneInstance``)
+        instead of falling back to stable."""
         self.service = service
         self._instances = instances
         self._runtime = runtime
         self._available = runtime.outlier.available
         self._balancer = balancer
         self._per_instance = per_instance
+        self._strict = strict_lanes
+        self._index: LaneIndex[L] = LaneIndex(())
         if per_instance is not None:
             runtime.track_active = True
 
@@ -43,11 +60,26 @@ class InstancePicker(Generic[E]):
         """How many instances the service has now (ejected ones included)."""
         return len(self._instances(self.service))
 
-    def pick(self, tried: set[str] | None, key: Hashable | None) -> E:
+    def pick(self, tried: set[str] | None, key: Hashable | None, lane: str | None = None) -> L:
         """The instance for the next attempt. ``tried``, when the call keeps one (it retries or
         hedges), holds the instances earlier attempts went to; the pick is added to it, so
-        the next attempt goes somewhere new when anywhere new is left."""
-        candidates = self._available(self._instances(self.service))
+        the next attempt goes somewhere new when anywhere new is left. ``lane``: the call's
+        lane (None: stable); the pick's own ``lane`` says which one it came from (stable
+        after a fallback)."""
+        instances = self._instances(self.service)
+        index = self._index
+        if index.snapshot is not instances:
+            # Registries hand back the same snapshot object until it changes: group it by
+            # lane once per change, not per call.
+            index = self._index = LaneIndex(instances)
+        if index.laned or (lane is not None and lane != STABLE):
+            try:
+                instances = index.choose(lane, self._strict)
+            except NoLaneInstance:
+                raise NoLaneInstance(
+                    f"no instance of service {self.service!r} in lane {lane!r}"
+                ) from None
+        candidates = self._available(instances)
         if tried:
             fresh = [i for i in candidates if i.instance_id not in tried]
             if fresh:

@@ -36,10 +36,6 @@ REFUSED_FILTERS: Mapping[str, str] = {
     ),
     "ModifyRequestBody": _JAVA_ONLY.format(what="rewrite function", type="a RewriteFunction"),
     "ModifyResponseBody": _JAVA_ONLY.format(what="rewrite function", type="a RewriteFunction"),
-    "RequestRateLimiter": (
-        "meshgate has no rate limiter yet (SCG's needs a RateLimiter bean, e.g. Redis, and a "
-        "KeyResolver bean)"
-    ),
     "SaveSession": (
         "meshgate has no WebSession (Spring Session) to save before forwarding; sessions stay "
         "with the services behind it"

@@ -75,6 +75,20 @@ class LocalResponseCacheSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimiterSettings:
+    """``filter.request-rate-limiter.*`` (the RequestRateLimiter factory's defaults) and
+    ``redis-rate-limiter.*`` (the names of the headers it sends), SCG's defaults."""
+
+    deny_empty_key: bool = True
+    empty_key_status: int = 403
+    include_headers: bool = True
+    remaining_header: str = "X-RateLimit-Remaining"
+    replenish_rate_header: str = "X-RateLimit-Replenish-Rate"
+    burst_capacity_header: str = "X-RateLimit-Burst-Capacity"
+    requested_tokens_header: str = "X-RateLimit-Requested-Tokens"
+
+
+@dataclass(frozen=True, slots=True)
 class FilterSettings:
     """Global filter defaults SCG reads from properties."""
 
@@ -90,6 +104,7 @@ class FilterSettings:
     # Factories switched off by filter.<name>.enabled / predicate.<name>.enabled: false
     disabled_filters: frozenset[str] = frozenset()
     disabled_predicates: frozenset[str] = frozenset()
+    rate_limiter: RateLimiterSettings = field(default_factory=RateLimiterSettings)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any, TypeVar
 
 from gateway.config.args import parse_bool, parse_data_size, parse_duration
@@ -36,6 +37,7 @@ from gateway.config.schema import (
     LocalResponseCacheSettings,
     LocatorSettings,
     PredicateDefinition,
+    RateLimiterSettings,
     ServerSettings,
     SpringSettings,
 )
@@ -147,6 +149,27 @@ def _cache_strategy(value: object) -> str:
     return text
 
 
+def _status(value: object) -> int:
+    """Spring's ``HttpStatusHolder.parse``: a number, or an ``HttpStatus`` name."""
+    text = _text(value).strip()
+    if text.isdigit() and 100 <= int(text) <= 599:
+        return int(text)
+    if text.upper() in HTTPStatus.__members__:
+        return int(HTTPStatus[text.upper()])
+    raise ConfigError(f"expected an HTTP status (a number or a name like FORBIDDEN), got {value!r}")
+
+
+# An HTTP token (RFC 9110): what a header name must be.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _header_name(value: object) -> str:
+    text = _text(value).strip()
+    if not _TOKEN.fullmatch(text):
+        raise ConfigError(f"expected a header name, got {value!r}")
+    return text
+
+
 def _header_names(value: object) -> tuple[str, ...]:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
@@ -198,7 +221,11 @@ _POOL = (
 _SSL = "upstream TLS settings are not available yet; https:// upstreams use the system CA bundle"
 _PROXY = "meshgate does not send upstream requests through an HTTP/SOCKS proxy"
 _VERSION = "API versioning (the Version predicate) is not supported"
-_RATE = "RequestRateLimiter is not supported yet"
+_RATE_BEAN = (
+    "it names a Java bean; meshgate's RequestRateLimiter takes key-resolver: principal, "
+    "remote-addr, header:NAME, query:NAME or route on each filter, and its rate limiter is the "
+    "built-in token bucket (in Redis with GATEWAY_REDIS_URL, else in each worker)"
+)
 _WEBMVC = (
     "this is SCG's Server WebMVC (servlet) variant; meshgate follows the WebFlux server "
     "(spring.cloud.gateway.server.webflux.*)"
@@ -336,16 +363,16 @@ PROPERTIES: tuple[Property, ...] = (
         "redis-route-definition-repository.enabled",
         "routes are stored in Consul KV (GATEWAY_CONSUL_ROUTES_KEY), not Redis",
     ),
+    _honour("redis-rate-limiter.include-headers", _bool),
     *(
-        _refuse(f"redis-rate-limiter.{name}", _RATE, whole=name == "config")
-        for name in (
-            "burst-capacity-header",
-            "config",
-            "include-headers",
-            "remaining-header",
-            "replenish-rate-header",
-            "requested-tokens-header",
-        )
+        _honour(f"redis-rate-limiter.{name}-header", _header_name)
+        for name in ("burst-capacity", "remaining", "replenish-rate", "requested-tokens")
+    ),
+    _refuse(
+        "redis-rate-limiter.config",
+        "set each route's limits as its RequestRateLimiter arguments "
+        "(redis-rate-limiter.replenishRate, burstCapacity, requestedTokens)",
+        whole=True,
     ),
     _refuse(
         "streaming-media-types",
@@ -416,8 +443,12 @@ PROPERTIES: tuple[Property, ...] = (
         "the default set is SCG's own; disable headers with filter.secure-headers.disable",
         whole=True,
     ),
-    _refuse("filter.request-rate-limiter.default-key-resolver", _RATE),
-    _refuse("filter.request-rate-limiter.default-rate-limiter", _RATE),
+    _honour("filter.request-rate-limiter.deny-empty-key", _bool),
+    _honour("filter.request-rate-limiter.empty-key-status-code", _status),
+    # Either value: a refusal always carries the JSON error body (what throwing gives in SCG).
+    _honour("filter.request-rate-limiter.throw-on-limit", _bool),
+    _refuse("filter.request-rate-limiter.default-key-resolver", _RATE_BEAN),
+    _refuse("filter.request-rate-limiter.default-rate-limiter", _RATE_BEAN),
     _refuse(
         "filter.remove-hop-by-hop.headers",
         "the hop-by-hop set is RFC 9110's plus the Connection header's names, fixed",
@@ -767,6 +798,7 @@ class SpringReader:
             secure_headers_enabled=header_lists.get("enable", ()),
             disabled_filters=self._disabled("filter", self.filters) | cache_off,
             disabled_predicates=self._disabled("predicate", self.predicates),
+            rate_limiter=_rate_limiter(values),
         )
         return SpringSettings(
             http_client=HttpClientSettings(
@@ -869,6 +901,28 @@ class SpringReader:
 
 
 _INVALID = object()
+
+
+def _rate_limiter(values: Mapping[str, Any]) -> RateLimiterSettings:
+    """The RequestRateLimiter factory's properties, SCG's defaults where unset."""
+    base = RateLimiterSettings()
+    factory = "filter.request-rate-limiter."
+    redis = "redis-rate-limiter."
+    return RateLimiterSettings(
+        deny_empty_key=values.get(factory + "deny-empty-key", base.deny_empty_key),
+        empty_key_status=values.get(factory + "empty-key-status-code", base.empty_key_status),
+        include_headers=values.get(redis + "include-headers", base.include_headers),
+        remaining_header=values.get(redis + "remaining-header", base.remaining_header),
+        replenish_rate_header=values.get(
+            redis + "replenish-rate-header", base.replenish_rate_header
+        ),
+        burst_capacity_header=values.get(
+            redis + "burst-capacity-header", base.burst_capacity_header
+        ),
+        requested_tokens_header=values.get(
+            redis + "requested-tokens-header", base.requested_tokens_header
+        ),
+    )
 
 
 def _path_of(name: str) -> tuple[str, ...]:

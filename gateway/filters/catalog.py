@@ -8,9 +8,12 @@ from gateway.filters import (
     dedupe,
     host,
     json_body,
+    lane,
     location,
+    mirror,
     parameters,
     path,
+    rate_limit,
     redirect,
     request_body,
     request_headers,
@@ -41,6 +44,9 @@ _MODULES = (
     response_cache,
     retry,
     circuit_breaker,
+    lane,
+    mirror,
+    rate_limit,
 )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from discovery.lane import lane_of
 from gateway.dispatch import Dispatcher
 from gateway.engine.response_writer import ResponseWriter
 from gateway.engine.upgrade import Tunnel
@@ -122,7 +123,26 @@ async def services(request: web.Request) -> web.Response:
         if service in runtimes:
             view.update(runtimes[service].snapshot())
         view["circuitBreakers"] = by_service.get(service, {})
+        if "instances" in view:
+            _add_lanes(view)
     return _json(out)
+
+
+def _add_lanes(view: dict[str, Any]) -> None:
+    """Each instance's gray-release lane, and ``lanes``: routable instances per lane."""
+    lanes: dict[str, int] = {}
+    for instance in view["instances"]:
+        lane = lane_of(instance.get("metadata") or {}, instance.get("tags") or ())
+        instance["lane"] = lane
+        if instance.get("routable", True):
+            lanes[lane] = lanes.get(lane, 0) + 1
+    view["lanes"] = dict(sorted(lanes.items()))
+
+
+async def mirrors(request: web.Request) -> web.Response:
+    """Each route's Mirror filters: how their copies ended, their comparisons and the last
+    differences found (ours, not SCG's; this process's counts)."""
+    return _json(_gateway(request).mirrors.snapshot())
 
 
 async def index(request: web.Request) -> web.Response:
@@ -303,5 +323,6 @@ def build_management_app(gateway: ManagementView) -> web.Application:
     app.router.add_get("/actuator/gateway/routepredicates", route_predicates)
     app.router.add_post("/actuator/gateway/refresh", refresh)
     app.router.add_get("/actuator/gateway/services", services)
+    app.router.add_get("/actuator/gateway/mirrors", mirrors)
     app.router.add_get("/actuator/prometheus", prometheus)
     return app

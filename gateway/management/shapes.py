@@ -194,7 +194,8 @@ SCG_FILTERS = frozenset(
         "FallbackHeaders", "LocalResponseCache", "MapRequestHeader", "ModifyRequestBody",
         "ModifyResponseBody", "PrefixPath", "PreserveHostHeader", "RedirectTo",
         "RemoveJsonAttributesResponseBody", "RemoveRequestHeader", "RemoveRequestParameter",
-        "RemoveResponseHeader", "RequestHeaderSize", "RequestHeaderToRequestUri", "RequestSize",
+        "RemoveResponseHeader", "RequestHeaderSize", "RequestHeaderToRequestUri",
+        "RequestRateLimiter", "RequestSize",
         "Retry", "RewriteLocationResponseHeader", "RewritePath", "RewriteRequestParameter",
         "RewriteResponseHeader", "SaveSession", "SecureHeaders", "SetPath", "SetRequestHeader",
         "SetRequestHostHeader", "SetRequestUri", "SetResponseHeader", "SetStatus", "StripPrefix",
@@ -265,7 +266,7 @@ def factory_names(
 # -- the index -----------------------------------------------------------------------------------
 # (path under /actuator/gateway, methods), in the order SCG 5.0.4's HashMap of paths gives.
 # The methods are those we serve: SCG also takes POST /routes (several routes at once), which
-# we do not; /services is ours.
+# we do not; /services and /mirrors are ours.
 ENDPOINTS: Sequence[tuple[str, tuple[str, ...]]] = (
     ("/routedefinitions", ("GET",)),
     ("/globalfilters", ("GET",)),
@@ -277,6 +278,7 @@ ENDPOINTS: Sequence[tuple[str, tuple[str, ...]]] = (
     ("/routepredicates", ("GET",)),
     ("/refresh", ("POST",)),
     ("/services", ("GET",)),
+    ("/mirrors", ("GET",)),
 )
 
 

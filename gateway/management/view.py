@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from discovery.registry import ServiceRegistry
+from gateway.mirror.sender import Mirrors
 from gateway.observability.metrics import Metrics
 from gateway.routing.manager import RouteManager
 from gateway.routing.table import RouteTable
@@ -54,6 +55,11 @@ class ManagementView(Protocol):
 
     @property
     def metrics(self) -> Metrics: ...
+
+    @property
+    def mirrors(self) -> Mirrors:
+        """The Mirror filters' copies, comparisons and counts."""
+        ...
 
     def membership(self) -> dict[str, Any]:
         """The KV route key's and self-registration's state, for readiness details (empty

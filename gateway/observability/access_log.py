@@ -40,9 +40,24 @@ __all__ = ["AccessLog", "AccessTuple", "TextSink", "format_record"]
 logger = logging.getLogger(__name__)
 
 #: ``(start_time, request_id, route_id, method, path, status, duration, upstream, bytes_in,
-#: bytes_out, client, trace_id, span_id)`` — what :meth:`AccessLog.record` queues.
+#: bytes_out, client, trace_id, span_id, lane, lane_fallback)`` — what :meth:`AccessLog.record`
+#: queues.
 AccessTuple = tuple[
-    float, str, str | None, str, str, int, float, str | None, int, int, str, str | None, str | None
+    float,
+    str,
+    str | None,
+    str,
+    str,
+    int,
+    float,
+    str | None,
+    int,
+    int,
+    str,
+    str | None,
+    str | None,
+    str | None,
+    bool,
 ]
 
 #: The JSON fields of a line, in order.
@@ -60,12 +75,14 @@ FIELDS: Final = (
     "client",
     "traceId",
     "spanId",
+    "lane",
+    "laneFallback",
 )
 
 _LINE: Final = (
     '{"time":"%s.%03d+00:00","requestId":%s,"route":%s,"method":%s,"path":%s,"status":%d,'
     '"durationMs":%.3f,"upstream":%s,"bytesIn":%d,"bytesOut":%d,"client":%s,"traceId":%s,'
-    '"spanId":%s}\n'
+    '"spanId":%s,"lane":%s,"laneFallback":%s}\n'
 )
 
 
@@ -102,6 +119,8 @@ def format_record(record: AccessTuple) -> str:
         client,
         trace_id,
         span_id,
+        lane,
+        lane_fallback,
     ) = record
     enc = encode_basestring_ascii
     try:
@@ -133,6 +152,8 @@ def format_record(record: AccessTuple) -> str:
             enc(client),
             "null" if trace_id is None else enc(trace_id),
             "null" if span_id is None else enc(span_id),
+            "null" if lane is None else enc(lane),
+            "true" if lane_fallback is True else "false",
         )
     except Exception:
         return _format_fallback(record)
@@ -140,7 +161,7 @@ def format_record(record: AccessTuple) -> str:
 
 def _plain(value: object) -> object:
     if value is None or isinstance(value, str | int):
-        return value
+        return value  # bool is an int
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     try:
@@ -256,9 +277,13 @@ class AccessLog:
         client: str,
         trace_id: str | None,
         span_id: str | None,
+        lane: str | None = None,
+        lane_fallback: bool = False,
     ) -> None:
         """Queue one request's line. ``start_time`` is ``time.time()`` at request start,
-        ``duration`` is in seconds. Never blocks, never formats, never raises."""
+        ``duration`` is in seconds; ``lane``: the lane of the instance the request went to
+        (None: no discovered instance), ``lane_fallback``: its own lane had none, so stable
+        took it. Never blocks, never formats, never raises."""
         if not self._accepting:
             return
         queue = self._queue
@@ -281,6 +306,8 @@ class AccessLog:
                 client,
                 trace_id,
                 span_id,
+                lane,
+                lane_fallback,
             )
         )
         if n == self._wake_at:

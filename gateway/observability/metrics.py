@@ -184,16 +184,18 @@ class Metrics:
         # values live in the shared directory and the scrape reads that instead.
         self._registry = CollectorRegistry(auto_describe=True)
         registry = self._registry
+        # ``lane``: the gray-release lane the request was sent to ("stable" when it asked for
+        # none or fell back; "" when it went to no lb:// service).
         self._requests = Counter(
             "meshgate_requests",
-            "Requests answered, by route, method and status class.",
-            ("route", "method", "status"),
+            "Requests answered, by route, method, status class and lane.",
+            ("route", "method", "status", "lane"),
             registry=registry,
         )
         self._duration = Histogram(
             "meshgate_request_duration_seconds",
             "Time from the request head to the last byte of the response.",
-            ("route", "method", "status"),
+            ("route", "method", "status", "lane"),
             buckets=BUCKETS,
             registry=registry,
         )
@@ -212,18 +214,26 @@ class Metrics:
             ("service",),
             registry=registry,
         )
+        self._lane_fallbacks = Counter(
+            "meshgate_lane_fallbacks",
+            "Requests whose lane had no instance and went to the stable lane instead.",
+            ("service", "lane"),
+            registry=registry,
+        )
         self._in_flight_gauge = Gauge(
             "meshgate_requests_in_flight",
             "Requests being handled (sampled each second).",
             registry=registry,
             multiprocess_mode="livesum",
         )
-        # Local aggregates, (route id, method, status) -> [count, sum, max, bucket counts...]:
-        # one row serves our series (by status class) and SCG's (by status) at flush.
-        self._req: dict[tuple[str, str, int], list[float]] = {}
+        # Local aggregates, (route id, method, status, lane) -> [count, sum, max, bucket
+        # counts...]: one row serves our series (by status class) and SCG's (by status, its
+        # lanes added together) at flush.
+        self._req: dict[tuple[str, str, int, str], list[float]] = {}
         self._att: dict[tuple[str | None, str | None, str, int, int], int] = {}
         self._ret: dict[str, int] = {}
         self._exh: dict[str, int] = {}
+        self._fallbacks: dict[tuple[str, str], int] = {}
         self.in_flight = 0
         self._state = state
         # SCG's timer: label values -> its totals and max here. With several workers the
@@ -243,6 +253,10 @@ class Metrics:
                 registry=registry,
                 multiprocess_mode="livemax",
             )
+        # Mirror filters' copies and comparisons (``gateway.mirror``'s ``MirrorEvents``).
+        self.mirrors = MirrorCounters(registry)
+        # RequestRateLimiter's decisions and backend failures, GATEWAY_MAX_INFLIGHT's refusals.
+        self.rate_limits = RateLimitCounters(registry)
         self._scrape_registry = CollectorRegistry(auto_describe=False)
         if self._multiprocess:
             MultiProcessCollector(self._scrape_registry)  # type: ignore[no-untyped-call]
@@ -260,9 +274,12 @@ class Metrics:
         self._live_uris = dict(uris)
 
     # -- request path ------------------------------------------------------------------------
-    def request(self, route: str, method: str, status: int, duration: float) -> None:
-        """``route``: the matched route's id, "" when none matched."""
-        key = (route, method, status)
+    def request(
+        self, route: str, method: str, status: int, duration: float, lane: str = ""
+    ) -> None:
+        """``route``: the matched route's id, "" when none matched; ``lane``: the lane of the
+        instance the request went to, "" when it went to no discovered instance."""
+        key = (route, method, status, lane)
         row = self._req.get(key)
         if row is None:
             row = self._req[key] = [0.0] * (3 + len(BUCKETS) + 1)
@@ -285,12 +302,20 @@ class Metrics:
     def budget_exhausted(self, service: str) -> None:
         self._exh[service] = self._exh.get(service, 0) + 1
 
+    def lane_fallback(self, service: str, lane: str) -> None:
+        """A request asked for ``lane`` of ``service``, which had no instance: it went to
+        stable."""
+        key = (service, lane)
+        self._fallbacks[key] = self._fallbacks.get(key, 0) + 1
+
     # -- aggregation -------------------------------------------------------------------------
     def flush(self) -> None:
         """Move the local counts into the prometheus-client objects (one call per series)."""
+        self.mirrors.flush()
+        self.rate_limits.flush()
         requests, self._req = self._req, {}
-        for (route, method, status), row in requests.items():
-            key = (route, method, status_class(status))
+        for (route, method, status, lane), row in requests.items():
+            key = (route, method, status_class(status), lane)
             self._requests.labels(*key).inc(row[0])
             _add_observations(self._duration.labels(*key), row[1], row[3:])
         if self.metrics_enabled:
@@ -306,12 +331,15 @@ class Metrics:
         exhausted, self._exh = self._exh, {}
         for service, count in exhausted.items():
             self._exhausted.labels(service).inc(count)
+        fallbacks, self._fallbacks = self._fallbacks, {}
+        for (service, lane), count in fallbacks.items():
+            self._lane_fallbacks.labels(service, lane).inc(count)
         self._in_flight_gauge.set(self.in_flight)
 
-    def _flush_scg(self, requests: Mapping[tuple[str, str, int], list[float]]) -> None:
+    def _flush_scg(self, requests: Mapping[tuple[str, str, int, str], list[float]]) -> None:
         now = self._clock()
         uris = self._route_uris
-        for (route, method, status), row in requests.items():
+        for (route, method, status, _lane), row in requests.items():
             if not route:
                 continue  # no route matched: SCG's metrics filter, a global filter, never ran
             outcome, name = scg_status(status)
@@ -372,3 +400,91 @@ def _add_observations(histogram: Histogram, total: float, counts: list[float]) -
         if count:
             buckets[index].inc(count)
     histogram._sum.inc(total)
+
+
+class MirrorCounters:
+    """The Mirror filters' counters (``gateway.mirror.stats.MirrorEvents``): plain dict bumps
+    per copy, moved into prometheus-client at flush, as the request counters are."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._requests = Counter(
+            "meshgate_mirror_requests",
+            "Mirrored copies, by route and how they ended (sent, dropped_inflight, "
+            "skipped_body, failed, timeout).",
+            ("route", "outcome"),
+            registry=registry,
+        )
+        self._comparisons = Counter(
+            "meshgate_mirror_comparisons",
+            "Shadow comparisons, by route and result (equal, differing, not_comparable).",
+            ("route", "result"),
+            registry=registry,
+        )
+        self._req: dict[tuple[str, str], int] = {}
+        self._cmp: dict[tuple[str, str], int] = {}
+
+    def mirror_request(self, route: str, outcome: str) -> None:
+        key = (route, outcome)
+        self._req[key] = self._req.get(key, 0) + 1
+
+    def mirror_comparison(self, route: str, result: str) -> None:
+        key = (route, result)
+        self._cmp[key] = self._cmp.get(key, 0) + 1
+
+    def flush(self) -> None:
+        requests, self._req = self._req, {}
+        for labels, count in requests.items():
+            self._requests.labels(*labels).inc(count)
+        comparisons, self._cmp = self._cmp, {}
+        for labels, count in comparisons.items():
+            self._comparisons.labels(*labels).inc(count)
+
+
+class RateLimitCounters:
+    """RequestRateLimiter's counters (``resilience.ratelimit.base.RateLimitEvents``) and the
+    in-flight cap's: plain dict bumps per request, moved into prometheus-client at flush."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._requests = Counter(
+            "meshgate_rate_limit_requests",
+            "RequestRateLimiter decisions, by route and outcome (allowed, denied, empty_key, "
+            "backend_error).",
+            ("route", "outcome"),
+            registry=registry,
+        )
+        self._errors = Counter(
+            "meshgate_rate_limit_backend_errors",
+            "Calls to the rate limiter's Redis that failed, by reason (timeout, connection, "
+            "error).",
+            ("reason",),
+            registry=registry,
+        )
+        self._shed = Counter(
+            "meshgate_max_inflight_rejected",
+            "Requests answered 503 because GATEWAY_MAX_INFLIGHT requests were in flight.",
+            registry=registry,
+        )
+        self._req: dict[tuple[str, str], int] = {}
+        self._err: dict[str, int] = {}
+        self._rejected = 0
+
+    def decision(self, scope: str, outcome: str) -> None:
+        key = (scope, outcome)
+        self._req[key] = self._req.get(key, 0) + 1
+
+    def backend_error(self, reason: str) -> None:
+        self._err[reason] = self._err.get(reason, 0) + 1
+
+    def inflight_rejected(self) -> None:
+        self._rejected += 1
+
+    def flush(self) -> None:
+        requests, self._req = self._req, {}
+        for labels, count in requests.items():
+            self._requests.labels(*labels).inc(count)
+        errors, self._err = self._err, {}
+        for reason, count in errors.items():
+            self._errors.labels(reason).inc(count)
+        rejected, self._rejected = self._rejected, 0
+        if rejected:
+            self._shed.inc(rejected)

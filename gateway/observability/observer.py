@@ -42,12 +42,16 @@ class RequestObserver:
         route = exchange.route
         route_id = route.id if route is not None else None
         request = exchange.request
+        target = exchange.target
+        # The lane actually used: the picked instance's; None when nothing was discovered.
+        lane = target.lane if target is not None else None
         if self.metrics is not None:
             self.metrics.in_flight -= 1
-            self.metrics.request(route_id or "", request.method, status, duration)
+            self.metrics.request(route_id or "", request.method, status, duration, lane or "")
+            if exchange.lane_fallback and target is not None:
+                self.metrics.lane_fallback(target.service or "", exchange.lane or "")
         context = exchange.trace
         if self._access_log is not None:
-            target = exchange.target
             upstream = None
             if target is not None:
                 upstream = target.instance_id or f"{target.host}:{target.port}"
@@ -71,6 +75,8 @@ class RequestObserver:
                 exchange.client_host,
                 trace_id,
                 span_id,
+                lane,
+                exchange.lane_fallback,
             )
         if self.tracing is not None:
             self.tracing.server_end(exchange, status, time.time_ns())

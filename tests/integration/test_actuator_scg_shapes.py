@@ -385,6 +385,7 @@ async def test_index_lists_each_endpoint_per_route_as_scg_does(
         ("/routepredicates", ["GET"]),
         ("/refresh", ["POST"]),
         ("/services", ["GET"]),  # ours
+        ("/mirrors", ["GET"]),  # ours
     ]
     # As in SCG, every path is expanded per route: without routes, nothing is listed.
     empty = await make_gateway("routes: []")
@@ -597,8 +598,9 @@ async def test_scg_request_metrics_beside_ours_with_scg_labels(
     assert "# TYPE spring_cloud_gateway_requests_seconds_max gauge" in text
     assert "spring_cloud_gateway_requests_seconds_created" not in text  # SCG has none
     # Ours, unchanged.
-    assert values['meshgate_requests_total{method="GET",route="api",status="2xx"}'] == 3
-    assert values['meshgate_requests_total{method="GET",route="",status="4xx"}'] == 2
+    ours = 'meshgate_requests_total{lane="stable",method="GET",route="api",status="2xx"}'
+    assert values[ours] == 3
+    assert values['meshgate_requests_total{lane="",method="GET",route="",status="4xx"}'] == 2
 
 
 async def test_route_uri_label_follows_a_reload_without_relabelling_what_was_counted(
@@ -639,7 +641,8 @@ async def test_metrics_enabled_false_drops_scg_series_only_and_a_reload_brings_t
     assert (await get(session, f"{gw.url}/api/ok")).status == 200
     text = await scrape(session, gw)
     assert "spring_cloud_gateway" not in text
-    assert samples(text)['meshgate_requests_total{method="GET",route="api",status="2xx"}'] == 1
+    ours = 'meshgate_requests_total{lane="stable",method="GET",route="api",status="2xx"}'
+    assert samples(text)[ours] == 1
 
     assert gw.gateway.settings.config is not None
     await rewrite(Path(gw.gateway.settings.config), textwrap.dedent(metrics_routes(upstream)))
@@ -837,11 +840,13 @@ async def test_same_shapes_and_metric_labels_as_a_real_scg(
             theirs, mine = await both(f"/routes/{route_id}/combinedfilters")
             assert mine == theirs
         theirs, mine = await both("")
-        # Ours serves no POST /routes, and has /services: otherwise SCG's list, in its order.
+        # Ours serves no POST /routes, and has /services and /mirrors: otherwise SCG's list,
+        # in its order.
         for entry in theirs:
             if entry["href"].endswith("/gateway/routes"):
                 entry["methods"] = ["GET"]
-        assert [e for e in mine if not e["href"].endswith("/services")] == theirs
+        ours_only = ("/services", "/mirrors")
+        assert [e for e in mine if not e["href"].endswith(ours_only)] == theirs
         theirs, mine = await both("/routefilters")
         scg_classes, our_classes = config_classes(theirs), config_classes(mine)
         for name in scg_classes.keys() & our_classes.keys():

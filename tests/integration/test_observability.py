@@ -232,10 +232,14 @@ async def test_metrics_count_a_known_mix_exactly(
             assert response.status == 200
             assert response.headers["Content-Type"].startswith("text/plain")
             values = samples(await response.text())
-        assert values['meshgate_requests_total{method="GET",route="api",status="2xx"}'] == 5
-        assert values['meshgate_requests_total{method="GET",route="api",status="5xx"}'] == 2
-        assert values['meshgate_requests_total{method="GET",route="",status="4xx"}'] == 3
-        count = 'meshgate_request_duration_seconds_count{method="GET",route="api",status="2xx"}'
+        api = 'meshgate_requests_total{lane="stable",method="GET",route="api",status='
+        assert values[api + '"2xx"}'] == 5
+        assert values[api + '"5xx"}'] == 2
+        assert values['meshgate_requests_total{lane="",method="GET",route="",status="4xx"}'] == 3
+        count = (
+            'meshgate_request_duration_seconds_count{lane="stable",method="GET",route="api",'
+            'status="2xx"}'
+        )
         assert values[count] == 5
         ok = 'meshgate_upstream_attempts_total{instance="u1",outcome="2xx",service="svc"}'
         failed = 'meshgate_upstream_attempts_total{instance="u1",outcome="5xx",service="svc"}'
@@ -269,7 +273,7 @@ async def test_metrics_totals_are_right_with_two_workers(tmp_path: Path) -> None
 
         statuses = await asyncio.gather(*(asyncio.to_thread(one) for _ in range(sent)))
         assert set(statuses) == {200}
-        key = 'meshgate_requests_total{method="GET",route="all",status="2xx"}'
+        key = 'meshgate_requests_total{lane="",method="GET",route="all",status="2xx"}'
         url = f"{gateway.management_url}/actuator/prometheus"
         deadline = time.monotonic() + 10
         total = 0.0
@@ -313,7 +317,7 @@ async def test_access_log_is_one_json_line_per_request(tmp_path: Path, enabled: 
         first = lines[0]
         assert set(first) == {
             "time", "requestId", "route", "method", "path", "status", "durationMs", "upstream",
-            "bytesIn", "bytesOut", "client", "traceId", "spanId",
+            "bytesIn", "bytesOut", "client", "traceId", "spanId", "lane", "laneFallback",
         }  # fmt: skip
         assert first["route"] == "all"
         assert first["status"] == 200

@@ -59,6 +59,8 @@ def rec(**overrides: Any) -> AccessTuple:
         "client": "192.0.2.7",
         "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
         "span_id": "00f067aa0ba902b7",
+        "lane": "canary",
+        "lane_fallback": False,
     }
     values.update(overrides)
     return tuple(values.values())
@@ -108,6 +110,8 @@ def test_line_has_exactly_the_fields_with_their_types() -> None:
         "client": "192.0.2.7",
         "traceId": "4bf92f3577b34da6a3ce929d0e0e4736",
         "spanId": "00f067aa0ba902b7",
+        "lane": "canary",
+        "laneFallback": False,
     }
     for name in ("status", "bytesIn", "bytesOut"):
         assert type(entry[name]) is int
@@ -120,9 +124,16 @@ def test_duration_is_a_float_even_when_whole() -> None:
     assert type(entry["durationMs"]) is float
 
 
+def test_lane_fallback_is_a_json_boolean() -> None:
+    entry = json.loads(format_record(rec(lane="stable", lane_fallback=True)))
+    assert entry["lane"] == "stable"
+    assert entry["laneFallback"] is True
+
+
 def test_none_becomes_null() -> None:
-    line = format_record(rec(route_id=None, upstream=None, trace_id=None, span_id=None))
+    line = format_record(rec(route_id=None, upstream=None, trace_id=None, span_id=None, lane=None))
     entry = json.loads(line)
+    assert entry["lane"] is None
     assert entry["route"] is None
     assert entry["upstream"] is None
     assert entry["traceId"] is None

@@ -64,7 +64,6 @@ def test_every_scg_factory_is_built_in_or_refused() -> None:
         ("JsonToGrpc=file:proto/hello.pb, file:proto/hello.proto, HelloService, hello", "gRPC"),
         ({"name": "ModifyRequestBody", "args": {"inClass": "String"}}, "RewriteFunction"),
         ({"name": "ModifyResponseBody"}, "Java route configuration"),
-        ("RequestRateLimiter=1", "RequestRateLimiter is not supported: meshgate has no rate"),
     ],
 )
 def test_refused_filters_say_why(entry: object, reason: str) -> None:

@@ -83,6 +83,16 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("StripPrefix", {"parts": "two"}, "parts"),
     ("StripPrefix", {"parts": "-1"}, "parts"),
+    ("Lane", {"lane": "can ary"}, "lane"),
+    ("LaneSplit", {"lane": "canary", "percent": "101"}, "percent"),
+    ("LaneSplit", {"lane": "canary", "percent": "20", "key": "query:u"}, "key"),
+    ("Mirror", {"uri": "http://s", "percent": "101"}, "percent"),
+    ("Mirror", {"uri": "http://s/path"}, "uri"),
+    (
+        "RequestRateLimiter",
+        {"redis-rate-limiter.replenishRate": "0"},
+        "redis-rate-limiter.replenishRate",
+    ),
 ]
 
 
@@ -107,5 +117,5 @@ def test_unknown_argument_is_rejected(build: BuildFilter, name: str) -> None:
 def test_every_filter_is_covered_by_a_bad_value_case() -> None:
     from gateway.filters.catalog import builtin_filters
 
-    covered = {case[0] for case in CASES} | {"PreserveHostHeader"}
+    covered = {case[0] for case in CASES} | {"PreserveHostHeader", "LaneStrict"}
     assert covered == set(builtin_filters())

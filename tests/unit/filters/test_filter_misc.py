@@ -251,6 +251,7 @@ def test_catalog_is_complete_and_fresh() -> None:
         "SetResponseHeader", "SetStatus",
         "StripPrefix", "Retry", "CircuitBreaker", "FallbackHeaders",
         "LocalResponseCache", "CacheRequestBody", "RemoveJsonAttributesResponseBody",
+        "Lane", "LaneSplit", "LaneStrict", "RequestRateLimiter", "Mirror",
     }  # fmt: skip
     first = builtin_filters()
     assert set(first) == expected
