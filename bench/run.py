@@ -261,6 +261,41 @@ def observability_candidates(
     return out
 
 
+# The price of each traffic policy (issue #14), against `typical` without it (small body, c=50
+# only): one more filter on every route. The limiters' rate is far above what wrk can send, so
+# every request is admitted and pays the full check; the mirror copies every request to the
+# second upstream port.
+LIMIT = (
+    "{name: RequestRateLimiter, args: {redis-rate-limiter.replenishRate: 100000000, "
+    "redis-rate-limiter.burstCapacity: 100000000, key-resolver: route}}"
+)
+TRAFFIC_VARIANTS: dict[str, str] = {
+    "meshgate-1w-typical-lane": "'LaneSplit=canary, 20'",
+    "meshgate-1w-typical-limit-local": LIMIT,
+    "meshgate-1w-typical-limit-redis": LIMIT,
+    "meshgate-1w-typical-mirror": "'Mirror=http://127.0.0.1:PORT2, 100'",
+}
+
+
+def traffic_candidates(
+    stack: Stack, wanted: Callable[[str], bool], port1: int, port2: int
+) -> list[Service]:
+    out = []
+    for name, extra in TRAFFIC_VARIANTS.items():
+        if not wanted(name):
+            continue
+        env: dict[str, str] = {}
+        if name.endswith("limit-redis"):
+            env["GATEWAY_REDIS_URL"] = f"redis://127.0.0.1:{stack.start_redis().port}/0"
+        routes = typical_routes(
+            port1, port2, extra.replace("PORT2", str(port2)), "canary" if "lane" in name else ""
+        )
+        service = stack.start_meshgate(name, routes, 1, prefix="/svc99", extra_env=env)
+        service.workloads = (SMALL_50.name,)
+        out.append(service)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench")
     parser.add_argument("--quick", action="store_true", help="one short round: a smoke run")
@@ -313,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
                 routes = typical_routes(upstream.port, port2)
                 candidates.append(stack.start_meshgate(name, routes, workers, prefix="/svc99"))
         candidates += observability_candidates(stack, wanted, upstream.port, port2)
+        candidates += traffic_candidates(stack, wanted, upstream.port, port2)
         print(f"candidates: {', '.join(c.name for c in candidates)}", flush=True)
         for service in candidates:
             print(f"warming up {service.name}", flush=True)

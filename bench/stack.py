@@ -135,21 +135,25 @@ def minimal_routes(upstream_port: int) -> str:
     return f"routes:\n  - id: upstream\n    uri: http://127.0.0.1:{upstream_port}\n"
 
 
-def typical_routes(port1: int, port2: int) -> str:
-    """100 routes; requests hit the last one (the worst case for route matching)."""
+def typical_routes(port1: int, port2: int, extra: str = "", second_lane: str = "") -> str:
+    """100 routes; requests hit the last one (the worst case for route matching). ``extra``:
+    one more filter on every route, after the typical two (a traffic-policy variant);
+    ``second_lane``: the lane of the second instance (the first is ``stable``)."""
+    second = f", metadata: {{lane: {second_lane}}}" if second_lane else ""
     lines = [
         "services:",
         "  bench:",
         f"    - {{host: 127.0.0.1, port: {port1}}}",
-        f"    - {{host: 127.0.0.1, port: {port2}}}",
+        f"    - {{host: 127.0.0.1, port: {port2}{second}}}",
         "routes:",
     ]
+    more = f", {extra}" if extra else ""
     for i in range(TYPICAL_ROUTES):
         lines += [
             f"  - id: svc{i}",
             "    uri: lb://bench",
             f"    predicates: [Path=/svc{i}/**]",
-            f"    filters: [StripPrefix=1, 'AddRequestHeader=X-Bench-Route, svc{i}']",
+            f"    filters: [StripPrefix=1, 'AddRequestHeader=X-Bench-Route, svc{i}'{more}]",
         ]
     return "\n".join(lines) + "\n"
 
@@ -216,6 +220,28 @@ class Stack:
         log = self.work / "bare.log"
         argv = [sys.executable, "-m", "bench.bare_proxy", str(port), str(self.upstream.port)]
         return self._started(Service("bare-httptools", port, _spawn(argv, log), log=log))
+
+    def start_redis(self) -> Service:
+        """The shared rate-limit backend for the Redis limiter variant (not measured)."""
+        port = free_port()
+        log = self.work / "redis.log"
+        argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+        argv += ["--appendonly", "no", "--dir", str(self.work)]
+        process = _spawn(argv, log)
+        service = Service("redis", port, process, measured=False, log=log)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError(f"redis-server did not start: {log.read_text()}")
+        self.services.append(service)
+        return service
 
     def start_otlp_sink(self) -> Service:
         """Where traced candidates export to: accepts every batch, measured by no one."""
