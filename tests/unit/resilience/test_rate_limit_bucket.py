@@ -164,3 +164,31 @@ async def test_acquire_is_the_same_decision() -> None:
 def test_a_bad_policy_is_refused(rate: float, burst: float, requested: float) -> None:
     with pytest.raises(ValueError, match="must be"):
         BucketPolicy(rate, burst, requested)
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        BucketPolicy(replenish_rate=10, burst_capacity=20, requested_tokens=1),
+        BucketPolicy(replenish_rate=2.5, burst_capacity=100000000, requested_tokens=3),
+    ],
+)
+def test_the_hand_packed_evalsha_is_what_redis_py_would_send(policy: BucketPolicy) -> None:
+    from redis.asyncio.connection import Connection
+
+    from resilience.ratelimit import redis_backend
+
+    key = "meshgate:rl:3:api:ключ"
+    theirs = b"".join(
+        Connection().pack_command(
+            "EVALSHA",
+            redis_backend.SCRIPT_SHA,
+            1,
+            key,
+            policy.replenish_rate,
+            policy.burst_capacity,
+            policy.requested_tokens,
+        )
+    )
+    ours = redis_backend._evalsha(key, redis_backend._policy_args(policy))
+    assert ours == theirs
