@@ -186,7 +186,8 @@ class RedisRateLimiters:
                 self._url,
                 max_connections=self._max_connections,
                 timeout=None,  # the call's budget bounds the wait for a connection
-                socket_timeout=self._budget,
+                # No read timeout per reply (a timer each): the batch's budget bounds them.
+                socket_timeout=None,
                 socket_connect_timeout=self._budget,
                 # No retries of our own: a retry would spend the budget again.
                 retry=Retry(NoBackoff(), 0),
