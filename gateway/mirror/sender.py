@@ -15,7 +15,6 @@ cancellation, counts it and logs it, at most once per ``LOG_EVERY`` seconds.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import random
 import time
@@ -435,17 +434,21 @@ def _snapshot(exchange: Exchange) -> tuple[Exchange, str | None]:
     fields = [
         item for item in request.headers.raw if item[0].lower() not in _DROPPED_REQUEST_FIELDS
     ]
-    copy = dataclasses.replace(
-        exchange,
-        request=Request(request.method, request.path, request.query, Headers(fields)),
-        body=None,
-        upgrade=None,
+    # Built field by field (dataclasses.replace over every field cost three times as much):
+    # what the upstream head is written from, nothing of the primary's call state.
+    copy = Exchange(
+        Request(request.method, request.path, request.query, Headers(fields)),
+        exchange.client_host,
+        exchange.client_port,
+        exchange.server_host,
+        exchange.server_port,
+        scheme=exchange.scheme,
+        request_id=exchange.request_id,
+        original_path=exchange.original_path,
+        original_host=exchange.original_host,
         attributes=dict(exchange.attributes),
-        target=None,
         preserve_host=True,  # the copy's own Host field, set when it is sent
-        tried=None,
-        replay=None,
-        failure=None,
+        lane=exchange.lane,
     )
     return copy, host
 
