@@ -86,12 +86,13 @@ class ReplayableBody:
             return self  # never started (e.g. the connect failed): send it the first time
         if not self.replayable:
             raise RuntimeError("body is not replayable")
-        return _Kept(self._chunks, self.length)
+        return KeptBody(self._chunks, self.length)
 
 
-class _Kept:
-    """A kept body sent again: all at once (it is at most ``limit`` bytes). It is done once
-    written out to its sink, or aborted."""
+class KeptBody:
+    """A body in memory sent (again): all at once (it is at most some limit's bytes).
+    ``length`` None sends it chunked, as the client did. It is done once written out to its
+    sink, or aborted. A retry's replay, a mirrored copy and a cached body are all one."""
 
     __slots__ = ("_chunks", "_done", "_done_cb", "_length")
 

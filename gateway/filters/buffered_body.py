@@ -8,9 +8,9 @@ Everything else streams; only routes that list one of these filters pay for a wh
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
-from gateway.exchange import BodySink, BodySource
+from gateway.engine.replay import KeptBody
+from gateway.exchange import BodySource
 
 
 class BodyTooLarge(Exception):
@@ -70,54 +70,20 @@ async def read_body(source: BodySource, limit: int) -> bytes:
     return b"".join(collector.chunks)
 
 
-class BufferedBody:
+class BufferedBody(KeptBody):
     """A body already in memory, sent in one piece. It is replayable: ``replay()`` gives a
     fresh copy for another attempt (a retry, a fallback). ``length`` None keeps the framing
     the client chose (chunked), as SCG does when it forwards a cached body."""
 
-    __slots__ = ("_data", "_done", "_done_cb", "_length")
+    __slots__ = ("_data",)
 
     def __init__(self, data: bytes, length: int | None) -> None:
+        super().__init__([data] if data else [], length)
         self._data = data
-        self._length = length
-        self._done = False
-        self._done_cb: Callable[[], None] | None = None
 
     @property
     def data(self) -> bytes:
         return self._data
-
-    # -- BodySource -----------------------------------------------------------------------------
-    @property
-    def length(self) -> int | None:
-        return self._length
-
-    def start(self, sink: BodySink) -> None:
-        if self._data:
-            sink.on_data(self._data)
-        sink.on_end()
-        self._finish()
-
-    def pause(self) -> None:
-        return None  # already in memory; the transport buffers it
-
-    def resume(self) -> None:
-        return None
-
-    def abort(self) -> None:
-        self._finish()
-
-    def when_done(self, callback: Callable[[], None]) -> None:
-        if self._done:
-            callback()
-        else:
-            self._done_cb = callback
-
-    def _finish(self) -> None:
-        self._done = True
-        callback, self._done_cb = self._done_cb, None
-        if callback is not None:
-            callback()
 
     # -- ReplayableSource ---------------------------------------------------------------------
     @property

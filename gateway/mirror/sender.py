@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.engine.pool import ConnectionPool
+from gateway.engine.replay import KeptBody
 from gateway.engine.upstream import ConnectionLostBeforeResponse
 from gateway.errors import GatewayError, NoInstancesAvailable, UpstreamTimeout
 from gateway.exchange import (
@@ -46,7 +47,7 @@ from gateway.mirror.stats import (
     MirrorEvents,
     MirrorStats,
 )
-from gateway.mirror.tee import BodyTee, KeptBody, TeeState
+from gateway.mirror.tee import BodyTee, TeeState
 from resilience.balancer.round_robin import RoundRobin
 
 log = logging.getLogger("meshgate.mirror")

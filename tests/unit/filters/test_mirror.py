@@ -14,6 +14,7 @@ import pytest
 
 from gateway.config.args import Args, normalize_expanded, normalize_shortcut, split_shortcut
 from gateway.engine.pool import ConnectionPool, PoolSettings
+from gateway.engine.replay import KeptBody
 from gateway.errors import ConfigError
 from gateway.exchange import BodySink, Exchange, Response, Upgrade
 from gateway.extension import BuildContext
@@ -23,7 +24,7 @@ from gateway.mirror.compare import CompareSpec, Difference, NotComparable
 from gateway.mirror.sender import MirrorLimits, Mirrors, RouteMirror, ThrottledLog
 from gateway.mirror.spec import MirrorSpec, MirrorUri, parse_mirror_uri, shadow_host
 from gateway.mirror.stats import KEPT_DIFFERENCES, MirrorStats
-from gateway.mirror.tee import BodyTee, KeptBody, TeeState
+from gateway.mirror.tee import BodyTee, TeeState
 from gateway.predicates.catalog import builtin_predicates
 from gateway.routing.validate import validate_text
 from tests.unit.filters.conftest import make_exchange
