@@ -223,3 +223,7 @@ class Exchange:
     # back to stable because that lane had no instance.
     lane: str | None = None
     lane_fallback: bool = False
+    # The authenticated identity an auth filter established (JwtAuth: ``sub``; ApiKey: the
+    # key's name; BasicAuth: the user); None: not authenticated. RequestRateLimiter's
+    # ``principal`` key and the access log read it.
+    principal: str | None = None

@@ -34,6 +34,23 @@ class Settings(BaseSettings):
     keepalive_timeout: float = 75.0
     upstream_idle_timeout: float = 30.0
     max_header_size: int = Field(32 * 1024, ge=1024, le=1024 * 1024)
+    # -- security --
+    # Downstream TLS: the main listener speaks HTTPS when both files are set; a client CA with
+    # optional/required client auth makes it mTLS (the identity goes upstream as XFCC).
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_client_ca_file: str | None = None
+    tls_client_auth: Literal["none", "optional", "required"] = "none"
+    # Upstream TLS: verification on by default (system CAs plus this file), and a client
+    # certificate for mTLS to the mesh.
+    upstream_ca_file: str | None = None
+    upstream_client_cert_file: str | None = None
+    upstream_client_key_file: str | None = None
+    upstream_tls_verify: bool = True
+    # %2F, %5C and encoded dot-segments in a path: refused with 400 unless allowed.
+    allow_encoded_slash: bool = False
+    # Bearer token every actuator endpoint but the liveness/readiness probes requires.
+    management_token: str | None = None
     discovery_locator_enabled: bool = False
     management_write: bool = False
     trusted_proxies: str = ""
@@ -106,7 +123,9 @@ class Settings(BaseSettings):
         pairs = (item.split("=", 1) for item in self.service_meta.split(",") if item.strip())
         return {k.strip(): v.strip() for k, v in pairs}
 
-    @field_validator("log_level", "log_format", "event_loop", "discovery", mode="before")
+    @field_validator(
+        "log_level", "log_format", "event_loop", "discovery", "tls_client_auth", mode="before"
+    )
     @classmethod
     def _case(cls, value: Any, info: Any) -> Any:
         if isinstance(value, str):
@@ -130,6 +149,13 @@ class Settings(BaseSettings):
         "service_id",
         "advertise_address",
         "zone",
+        "tls_cert_file",
+        "tls_key_file",
+        "tls_client_ca_file",
+        "upstream_ca_file",
+        "upstream_client_cert_file",
+        "upstream_client_key_file",
+        "management_token",
     )
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
