@@ -31,6 +31,7 @@ from gateway.engine.listener import ServerLimits, ServerState
 from gateway.engine.pool import ConnectionPool, PoolSettings
 from gateway.engine.replay import ReplayableBody
 from gateway.engine.server import HttpServerProtocol
+from gateway.engine.sink import SinkPool, SinkSettings
 from gateway.errors import ConfigError, ServiceOverloaded
 from gateway.exchange import Exchange, Response
 from gateway.extension import BuildContext, WeightGroups
@@ -168,6 +169,7 @@ class Gateway:
             ),
             rng=self._rng,
             events=self.metrics.mirrors if settings.metrics else None,
+            sink=SinkPool(SinkSettings(idle_timeout=settings.upstream_idle_timeout)),
         )
         # RequestRateLimiter's buckets: in one Redis for every process using it, else in each
         # worker (so with GATEWAY_WORKERS > 1 a local limit is per worker).

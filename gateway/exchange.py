@@ -227,3 +227,6 @@ class Exchange:
     # key's name; BasicAuth: the user); None: not authenticated. RequestRateLimiter's
     # ``principal`` key and the access log read it.
     principal: str | None = None
+    # The head the forwarder last sent upstream for this request: a mirrored copy is that
+    # head re-addressed, not built again.
+    upstream_head: bytes | None = None

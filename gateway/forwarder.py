@@ -179,6 +179,7 @@ class Forwarder:
             chunked = body is not None and body.length is None
             upgrade = exchange.upgrade is not None
             head = self.head(exchange, target, traceparent, request_target)
+            exchange.upstream_head = head  # what a mirrored copy re-addresses
             response_timeout = response_timeout or self._response_timeout
             head_request = exchange.request.method == "HEAD"
             # A reused keep-alive connection may have been closed by the upstream just as we

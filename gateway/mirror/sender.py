@@ -17,13 +17,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+from gateway.engine.framing import LAST_CHUNK, chunk
 from gateway.engine.pool import ConnectionPool
 from gateway.engine.replay import KeptBody
+from gateway.engine.sink import SinkOutcome, SinkPool
 from gateway.engine.upstream import ConnectionLostBeforeResponse
 from gateway.errors import GatewayError, NoInstancesAvailable, UpstreamTimeout
 from gateway.exchange import (
@@ -118,10 +122,14 @@ class Mirrors:
         events: MirrorEvents | None = None,
         now: Callable[[], float] = time.time,
         throttled: ThrottledLog | None = None,
+        sink: SinkPool | None = None,
     ) -> None:
         """``instances(service)``: the healthy instances of an ``lb://`` mirror (the
-        registry's snapshot); ``now``: the wall clock differences are stamped with."""
+        registry's snapshot); ``now``: the wall clock differences are stamped with;
+        ``sink``: where copies nobody compares go to a plain-HTTP shadow (answers counted,
+        not read into memory; without it they go through ``pool`` as compared ones do)."""
         self._pool = pool
+        self._sink = sink
         self._head = head
         self._instances = instances
         self.limits = limits
@@ -149,7 +157,8 @@ class Mirrors:
     # -- what the management port reads --------------------------------------------------------
     @property
     def inflight(self) -> int:
-        return len(self._tasks)
+        sink = self._sink
+        return len(self._tasks) + (sink.inflight if sink is not None else 0)
 
     def snapshot(self) -> dict[str, Any]:
         limits = self.limits
@@ -165,6 +174,8 @@ class Mirrors:
     async def close(self) -> None:
         """Cancel every copy in flight (their connections are aborted) and send no more."""
         self._closed = True
+        if self._sink is not None:
+            self._sink.close()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -200,9 +211,25 @@ class Mirrors:
             # forwarded): the copy could not be whole.
             stats.request(SKIPPED_BODY)
             return
-        if len(self._tasks) >= self.limits.max_inflight:
+        if self.inflight >= self.limits.max_inflight:
             stats.request(DROPPED_INFLIGHT)
             return
+        target: Destination | None = None
+        if (
+            self._sink is not None
+            and channel.spec.compare is None
+            and (tee is None or tee.state is TeeState.COMPLETE)
+        ):
+            # The common case: a copy only counted, its body (if any) already whole.
+            try:
+                target = channel.destination()
+            except NoInstancesAvailable as exc:
+                stats.request(FAILED)
+                self._log.log(logging.WARNING, "mirror to %s failed: %s", channel.spec.uri.raw, exc)
+                return
+            if not target.secure:
+                self._sink_copy(self._sink, channel, exchange, tee, target)
+                return
         loop = asyncio.get_running_loop()
         copy, host = _snapshot(exchange)
         primary: _Primary | None = None
@@ -210,7 +237,7 @@ class Mirrors:
             primary = _Primary(response, self.limits.max_body)
         deadline = loop.time() + self.limits.timeout
         task = loop.create_task(
-            self._run(channel, copy, host, tee, primary, response is None, deadline)
+            self._run(channel, copy, host, tee, primary, response is None, deadline, target)
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -224,6 +251,7 @@ class Mirrors:
         primary: _Primary | None,
         primary_failed: bool,
         deadline: float,
+        target: Destination | None,
     ) -> None:
         stats = channel.stats
         comparing = channel.spec.compare
@@ -235,7 +263,9 @@ class Mirrors:
                 return
             try:
                 async with asyncio.timeout_at(deadline):
-                    shadow = await self._send(channel, copy, host, tee, comparing is not None)
+                    shadow = await self._send(
+                        channel, copy, host, tee, comparing is not None, target
+                    )
             except (TimeoutError, UpstreamTimeout):
                 counted = True
                 stats.request(TIMEOUT)
@@ -281,18 +311,15 @@ class Mirrors:
         host: str | None,
         tee: BodyTee | None,
         keep: bool,
+        target: Destination | None,
     ) -> Answer | None:
         """The shadow's answer, its body whole when ``keep`` (None: over ``max_body``, the
         connection then closed); without ``keep`` the body is read and dropped, so the
-        connection can be reused."""
-        target = channel.destination()
-        authority = shadow_host(host if host is not None else target.authority)
-        copy.request.headers.raw.insert(0, (b"Host", authority.encode("latin-1")))
-        copy.request.headers.raw.append((b"X-Mirror", b"true"))
+        connection can be reused. ``target``: the shadow, when already chosen."""
+        if target is None:
+            target = channel.destination()
         length = tee.length if tee is not None else None
-        if tee is not None:
-            copy.body = KeptBody(tee.chunks, length)  # the head's framing follows it
-        head = self._head(copy, target)
+        head = self._copy_head(copy, host, target, tee, length)
         head_request = copy.request.method == "HEAD"
         pool = self._pool
         # A reused keep-alive connection may have just been closed by the shadow: once more on
@@ -324,6 +351,68 @@ class Mirrors:
                 return None
             return Answer(response.status, tuple(response.headers.raw), data)
         raise AssertionError("unreachable")
+
+    def _copy_head(
+        self,
+        copy: Exchange,
+        host: str | None,
+        target: Destination,
+        tee: BodyTee | None,
+        length: int | None,
+    ) -> bytes:
+        """The copy's upstream head: the primary's fields, a shadow Host and ``X-Mirror``; its
+        body framing follows ``length`` (None: chunked)."""
+        authority = shadow_host(host if host is not None else target.authority)
+        copy.request.headers.raw.insert(0, (b"Host", authority.encode("latin-1")))
+        copy.request.headers.raw.append((b"X-Mirror", b"true"))
+        if tee is not None:
+            copy.body = KeptBody(tee.chunks, length)
+        return self._head(copy, target)
+
+    def _sink_copy(
+        self,
+        sink: SinkPool,
+        channel: RouteMirror,
+        exchange: Exchange,
+        tee: BodyTee | None,
+        target: Destination,
+    ) -> None:
+        body: Sequence[bytes] = ()
+        length: int | None = None
+        if tee is not None:
+            # Framed as the primary got it: with its length, or chunked as the client sent it.
+            length = tee.length
+            body = tee.chunks if length is not None else [*map(chunk, tee.chunks), LAST_CHUNK]
+        request = exchange.request
+        host = request.headers.get("host") if exchange.preserve_host else None
+        authority = shadow_host(host if host is not None else target.authority)
+        head = exchange.upstream_head
+        if head is not None and exchange.body is tee:
+            # What the primary was sent (the same fields, framing and body), re-addressed.
+            head = readdress(head, authority.encode("latin-1"))
+        else:
+            # The primary sent nothing, or an inner filter replaced the body the tee kept.
+            copy, host = _snapshot(exchange)
+            head = self._copy_head(copy, host, target, tee, length)
+        sink.send(
+            target.host,
+            target.port,
+            head,
+            body,
+            head_request=request.method == "HEAD",
+            timeout=self.limits.timeout,
+            done=partial(self._sunk, channel),
+        )
+
+    def _sunk(self, channel: RouteMirror, outcome: SinkOutcome, why: str) -> None:
+        stats = channel.stats
+        if outcome is SinkOutcome.ANSWERED:
+            stats.request(SENT)
+        elif outcome is SinkOutcome.TIMED_OUT:
+            stats.request(TIMEOUT)
+        else:
+            stats.request(FAILED)
+            self._log.log(logging.WARNING, "mirror to %s failed: %s", channel.spec.uri.raw, why)
 
 
 _BROKEN = frozenset({TeeState.TOO_LARGE, TeeState.FAILED})
@@ -424,6 +513,28 @@ class _Primary:
         if state is not TeeState.COMPLETE:
             return NotComparable.PRIMARY_INCOMPLETE
         return Answer(self.status, self.headers, tee.body())
+
+
+_X_MIRROR = re.compile(rb"(?:^|\r\n)x-mirror[ \t]*:", re.IGNORECASE)
+
+
+def readdress(head: bytes, host: bytes) -> bytes:
+    """A copy's head from the head the primary was sent (``Forwarder.head``: the request line,
+    then Host, then the other fields): the shadow's Host, the client's ``X-Mirror`` left out
+    and ours appended."""
+    line_end = head.index(b"\r\n") + 2
+    host_end = head.index(b"\r\n", line_end) + 2
+    fields = head[host_end:-2]
+    if _X_MIRROR.search(fields) is not None:
+        fields = b"".join(
+            line + b"\r\n"
+            for line in fields.split(b"\r\n")[:-1]
+            if line.split(b":", 1)[0].rstrip(b" \t").lower() != b"x-mirror"
+        )
+    return b"".join((head[:line_end], b"Host: ", host, b"\r\n", fields, _MIRROR_FIELD))
+
+
+_MIRROR_FIELD = b"X-Mirror: true\r\n\r\n"
 
 
 def _snapshot(exchange: Exchange) -> tuple[Exchange, str | None]:

@@ -16,12 +16,12 @@ from gateway.config.args import Args, normalize_expanded, normalize_shortcut, sp
 from gateway.engine.pool import ConnectionPool, PoolSettings
 from gateway.engine.replay import KeptBody
 from gateway.errors import ConfigError
-from gateway.exchange import BodySink, Exchange, Response, Upgrade
+from gateway.exchange import BodySink, Exchange, Response, Target, Upgrade
 from gateway.extension import BuildContext
 from gateway.filters.catalog import builtin_filters
 from gateway.filters.mirror import Mirror
 from gateway.mirror.compare import CompareSpec, Difference, NotComparable
-from gateway.mirror.sender import MirrorLimits, Mirrors, RouteMirror, ThrottledLog
+from gateway.mirror.sender import MirrorLimits, Mirrors, RouteMirror, ThrottledLog, _snapshot
 from gateway.mirror.spec import MirrorSpec, MirrorUri, parse_mirror_uri, shadow_host
 from gateway.mirror.stats import KEPT_DIFFERENCES, MirrorStats
 from gateway.mirror.tee import BodyTee, TeeState
@@ -529,4 +529,60 @@ def test_the_throttled_log_writes_one_line_per_interval(caplog: pytest.LogCaptur
     assert [r.getMessage() for r in caplog.records] == [
         "down: a",
         "down: c (3 more since the last line)",
+    ]
+
+
+# -- the copy's head -------------------------------------------------------------------------
+
+
+def _fields(head: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    lines = head.split(b"\r\n")
+    assert lines[-2:] == [b"", b""]
+    return lines[0], [tuple(line.split(b": ", 1)) for line in lines[1:-2]]  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("preserve_host", [False, True])
+@pytest.mark.parametrize("length", [None, 5])
+def test_a_readdressed_primary_head_is_the_copy_head_built_anew(
+    preserve_host: bool, length: int | None
+) -> None:
+    from gateway.forwarded import ForwardedHeaders
+    from gateway.forwarder import Forwarder
+    from gateway.mirror.sender import readdress
+
+    forwarder = Forwarder(ConnectionPool(PoolSettings()), ForwardedHeaders(), response_timeout=1)
+    mirrors = Mirrors(
+        ConnectionPool(PoolSettings()),
+        forwarder.head,
+        lambda service: [],
+        MirrorLimits(),
+        rng=random.Random(1),
+    )
+    headers = [
+        ("Host", "shop.example"),
+        ("X-Mirror", "no"),
+        ("X-Mirrored-By", "kept"),
+        ("Accept", "*/*"),
+    ]
+    exchange = make_exchange("/orders/1", "q=v", headers, method="POST")
+    exchange.preserve_host = preserve_host
+    exchange.body = KeptBody([b"hello"], length)
+    primary = Target("10.0.0.1", 8000)
+    shadow = Target("10.0.0.2", 9000)
+    authority = shadow_host("shop.example" if preserve_host else shadow.authority)
+
+    copy, host = _snapshot(exchange)
+    copy.body = KeptBody([b"hello"], length)
+    built = mirrors._copy_head(copy, host, shadow, None, length)  # the full path's head
+    readdressed = readdress(forwarder.head(exchange, primary), authority.encode())
+
+    line, fields = _fields(readdressed)
+    built_line, built_fields = _fields(built)
+    assert line == built_line == b"POST /orders/1?q=v HTTP/1.1"
+    assert fields[0] == (b"Host", authority.encode())
+    assert fields[-1] == (b"X-Mirror", b"true")
+    assert sorted(fields) == sorted(built_fields)
+    assert [f for f in fields if f[0].lower().startswith(b"x-mirror")] == [
+        (b"X-Mirrored-By", b"kept"),
+        (b"X-Mirror", b"true"),
     ]
