@@ -18,6 +18,9 @@ class ServiceInstance:
     weight: int = 1
     metadata: Mapping[str, str] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
+    # A secure instance's TLS server name (SNI and the certificate's name) when it is not
+    # ``host``: an instance registered by IP whose certificate names it by DNS name.
+    tls_server_name: str | None = None
     # The gray-release lane, from ``metadata``/``tags`` (``discovery.lane``): computed once
     # here, since the picker and the request metrics read it on every request.
     lane: str = field(init=False, compare=False, repr=False)

@@ -35,6 +35,7 @@ from gateway.engine.sink import SinkPool, SinkSettings
 from gateway.errors import ConfigError, ServiceOverloaded
 from gateway.exchange import Exchange, Response
 from gateway.extension import BuildContext, WeightGroups
+from gateway.filters.api_key import consul_keys
 from gateway.forwarded import ForwardedHeaders
 from gateway.forwarder import Forwarder
 from gateway.inflight import InflightLimit
@@ -51,6 +52,16 @@ from gateway.plugins import Factories
 from gateway.request_id import request_id_factory
 from gateway.routing.manager import RouteManager, RouteSnapshot, instances_of
 from gateway.routing.table import RouteTable
+from gateway.security.api_keys import ApiKeySources, WithoutConsul
+from gateway.security.bcrypt_pool import BcryptPool
+from gateway.security.client_address import ClientAddresses
+from gateway.security.client_cert import ClientCertificates
+from gateway.security.consul_keys import ConsulKeySets
+from gateway.security.jwks import JwksCaches, JwksPolicy
+from gateway.security.management import check_management_exposure
+from gateway.security.proxies import trusted_proxies
+from gateway.security.tls_client import UpstreamTlsOptions, client_context
+from gateway.security.tls_server import ServerTls, server_tls_files
 from gateway.settings import Settings
 from gateway.stack import RouteStack
 from resilience.breaker import BreakerPolicy
@@ -87,6 +98,22 @@ class Gateway:
         self.settings = settings
         self.worker = worker
         self._rng = rng or random.Random()
+        # Route writes on a network-reachable management port need the token: refused here,
+        # before anything binds (the process exits 2).
+        check_management_exposure(
+            settings.management_host,
+            writes=settings.management_write,
+            token=settings.management_token,
+        )
+        # GATEWAY_TLS_*: the proxy port's HTTPS (None: plain HTTP), its files checked here,
+        # before anything binds; SIGHUP reloads them (reload_tls).
+        tls_files = server_tls_files(
+            settings.tls_cert_file,
+            settings.tls_key_file,
+            settings.tls_client_ca_file,
+            settings.tls_client_auth,
+        )
+        self.tls = ServerTls(tls_files) if tls_files is not None else None
         self.static = StaticRegistry()
         self.consul: ConsulRegistry | None = None
         self.registry: ServiceRegistry = self.static
@@ -110,12 +137,35 @@ class Gateway:
             self.registry = LayeredRegistry(self.static, self.consul)
         self.kv_watch: BlockingWatch[bytes | None] | None = None
         self.kv_applied = False
+        # ApiKey's consul-key sets, each watched while a route uses it (Consul discovery only),
+        # and the threads BasicAuth's bcrypt checks run on: shared by every route and reload.
+        self.api_key_sets = (
+            ConsulKeySets(policy=WatchPolicy(wait=settings.consul_wait), rng=self._rng)
+            if self.consul is not None
+            else None
+        )
+        self.bcrypt = BcryptPool()
+        # JwtAuth's JWKS caches: one per URI for every route and reload, fetched with aiohttp.
+        self.jwks = JwksCaches(policy=JwksPolicy(refetch_interval=settings.jwks_refetch_interval))
         self.registration: SelfRegistration | None = None
+        # One TLS client context for every upstream connection (routes, retargeted URIs,
+        # mirrors): built here, so a CA or client certificate that cannot be loaded stops
+        # the start.
+        upstream_tls = client_context(
+            UpstreamTlsOptions(
+                verify=settings.upstream_tls_verify,
+                ca_file=settings.upstream_ca_file,
+                trusted_certificates=settings.upstream_trusted_certificates,
+                client_cert_file=settings.upstream_client_cert_file,
+                client_key_file=settings.upstream_client_key_file,
+            )
+        )
         self.pool = ConnectionPool(
             PoolSettings(
                 connect_timeout=settings.connect_timeout,
                 idle_timeout=settings.upstream_idle_timeout,
-            )
+            ),
+            upstream_tls,
         )
         try:
             tracing_settings = TracingSettings.from_env(os.environ, settings.service_name)
@@ -150,9 +200,15 @@ class Gateway:
             on_breaker_change=_log_breaker_change,
             events=counting,
         )
+        # GATEWAY_TRUSTED_PROXIES: whose X-Forwarded-* are kept for the upstream, and through
+        # whom the one client address is resolved (None: the socket peer is the client).
+        try:
+            proxies = trusted_proxies(settings.trusted_proxies)
+        except ValueError as exc:
+            raise ConfigError(str(exc), "GATEWAY_TRUSTED_PROXIES") from exc
         forwarder = Forwarder(
             self.pool,
-            ForwardedHeaders(settings.trusted_proxies),
+            ForwardedHeaders(proxies.trusts if proxies is not None else None),
             response_timeout=settings.response_timeout,
             observer=self.observer,
             trust_inbound_lane=settings.trust_inbound_lane,
@@ -183,7 +239,9 @@ class Gateway:
             if settings.redis_url is not None
             else LocalRateLimiters(events=limit_events)
         )
-        self.dispatcher = Dispatcher(RouteTable(()))
+        self.dispatcher = Dispatcher(
+            RouteTable(()), ClientAddresses(proxies) if proxies is not None else None
+        )
         self.stack = RouteStack(
             registry=self.registry,
             forwarder=forwarder,
@@ -220,9 +278,16 @@ class Gateway:
                 max_head_bytes=settings.max_header_size,
                 header_timeout=settings.header_timeout,
                 keepalive_timeout=settings.keepalive_timeout,
+                allow_encoded_slash=settings.allow_encoded_slash,
             ),
             request_id_factory(),
+            scheme="http" if self.tls is None else "https",
             observer=valve or self.observer,
+            # mTLS: the verified client certificate, read once per connection, goes upstream
+            # as X-Forwarded-Client-Cert.
+            identify_client=ClientCertificates()
+            if tls_files is not None and tls_files.asks_client_cert
+            else None,
         )
         self._metrics_timer: asyncio.TimerHandle | None = None
         self.ready = False
@@ -244,7 +309,13 @@ class Gateway:
             forward=self.dispatcher.forward,
             mirror=self.mirrors,
             rate_limiters=self.rate_limiters,
+            api_keys=self._api_key_sources(),
+            bcrypt=self.bcrypt,
+            jwks=self.jwks,
         )
+
+    def _api_key_sources(self) -> ApiKeySources:
+        return self.api_key_sets if self.api_key_sets is not None else WithoutConsul()
 
     def _flush_metrics(self, loop: asyncio.AbstractEventLoop) -> None:
         """Every second: counters to the collectors, and outlier state trimmed to the
@@ -267,6 +338,10 @@ class Gateway:
     def _routes_changed(self, snapshot: RouteSnapshot) -> None:
         self.dispatcher.table = snapshot.table
         self.rate_limiters.retain(r.id for r in snapshot.table.routes)
+        if self.api_key_sets is not None:
+            self.api_key_sets.retain(
+                {key for r in snapshot.table.routes for key in consul_keys(r.chain_filters)}
+            )
         self.metrics.set_routes({r.id: r.uri.raw for r in snapshot.table.routes})
         if self.consul is not None:
             # Watch exactly the services routes send to (those not pinned in the file).
@@ -318,6 +393,16 @@ class Gateway:
                 "registered": self.registration.registered,
                 "error": self.registration.last_error,
             }
+        if self.api_key_sets is not None and self.api_key_sets.sets():
+            # ApiKey's consul-key sets: read yet, how many keys, why a document was refused.
+            details["apiKeys"] = {
+                key: {
+                    "loaded": live.current is not None,
+                    "keys": len(live.current) if live.current is not None else 0,
+                    "error": live.error,
+                }
+                for key, live in self.api_key_sets.sets().items()
+            }
         return details
 
     @property
@@ -325,6 +410,8 @@ class Gateway:
         """Readiness waits for the first discovery snapshot and the KV route document."""
         if self.kv_watch is not None and not self.kv_applied:
             return False  # not before a valid document (or the key's absence) was applied
+        if self.api_key_sets is not None and not self.api_key_sets.loaded:
+            return False  # an ApiKey's consul-key not read yet: its route would answer 503
         return self.registry.ready
 
     # -- configuration -----------------------------------------------------------------------------
@@ -377,6 +464,19 @@ class Gateway:
             self._on_refresh()
         return None
 
+    def reload_tls(self) -> str | None:
+        """SIGHUP: re-read the proxy port's certificate, key and client CA. New handshakes use
+        them; open connections keep theirs. On error keep the running ones and return it."""
+        if self.tls is None:
+            return None
+        try:
+            self.tls.reload()
+        except ConfigError as exc:
+            log.error("TLS reload rejected, keeping the previous certificate: %s", exc)
+            return str(exc)
+        log.info("TLS certificate reloaded (sha256 %s)", self.tls.fingerprint)
+        return None
+
     # -- lifecycle ---------------------------------------------------------------------------------
     async def read_kv(self) -> KvRead | None:
         """The KV route document as it is now, or None when there is no KV route source.
@@ -408,18 +508,28 @@ class Gateway:
                 rng=self._rng,
             )
             self.kv_watch.start()
+        key_sets = self.api_key_sets
+        if key_sets is not None and self.consul is not None and self.consul.client is not None:
+            key_sets.start(self.consul.client)  # ApiKey's consul-key sets, watched from now
         state = self.state
+        tls: dict[str, Any] = {}
+        if self.tls is not None:
+            # A client that connects and never finishes its handshake is not a connection
+            # the header timeout sees yet: the handshake gets the same bound.
+            tls = {"ssl": self.tls.context, "ssl_handshake_timeout": self.settings.header_timeout}
         self._server = await loop.create_server(
             lambda: HttpServerProtocol(state),
             self.settings.host,
             self.settings.port,
             reuse_port=reuse_port or None,
             backlog=2048,
+            **tls,
         )
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]
         if management:
             app = build_management_app(self)
+            app.on_response_prepare.append(_no_server_version)
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()
             site = web.TCPSite(
@@ -456,6 +566,12 @@ class Gateway:
             self.management_port,
             len(self.dispatcher.table),
         )
+        if self.tls is not None:
+            log.info(
+                "HTTPS on the proxy port: certificate sha256 %s, client certificates %s",
+                self.tls.fingerprint,
+                self.tls.files.client_auth,
+            )
 
     async def stop(self) -> None:
         """Graceful: readiness DOWN, stop accepting, let in-flight requests finish (bounded by
@@ -473,6 +589,8 @@ class Gateway:
                 await asyncio.sleep(self.settings.deregister_grace)
         if self.kv_watch is not None:
             await self.kv_watch.stop()
+        if self.api_key_sets is not None:
+            await self.api_key_sets.stop()
         if self._server is not None:
             self._server.close()
         self.state.drain()
@@ -482,6 +600,8 @@ class Gateway:
         self.state.close()
         await self.mirrors.close()  # copies still in flight are cancelled, not awaited
         await self.rate_limiters.close()
+        self.bcrypt.close()
+        await self.jwks.close()
         self.pool.close()
         if self._metrics_timer is not None:
             self._metrics_timer.cancel()
@@ -497,6 +617,11 @@ class Gateway:
         if self._management is not None:
             await self._management.cleanup()
         log.info("meshgate worker %d stopped", self.worker)
+
+
+async def _no_server_version(request: web.Request, response: web.StreamResponse) -> None:
+    # aiohttp would say "Server: Python/3.x aiohttp/3.y": versions to look up exploits for.
+    response.headers["Server"] = "meshgate"
 
 
 def _overloaded(exchange: Exchange) -> Response:

@@ -10,6 +10,7 @@ re-enters route matching, bounded against loops.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from gateway.cors import CorsVerdict
 from gateway.errors import GatewayError, NotFound, from_call_error
@@ -29,9 +30,10 @@ MAX_FORWARDS = 8
 
 def error_response(exchange: Exchange | None, error: GatewayError) -> Response:
     """The one place errors become HTTP: SCG's JSON error body, plus ``message`` for 4xx (the
-    client needs to know what to fix; 5xx details stay in the log, not in the response)."""
+    client needs to know what to fix; 5xx details stay in the log, not in the response: a 5xx
+    says at most its error's fixed ``public_message``)."""
     status = error.status
-    message = error.message if status < 500 else ""
+    message = error.message if status < 500 else error.public_message
     if exchange is None:
         # Refused before a request existed (unparseable head): no id to report, the path
         # only when the target was read that far.
@@ -47,10 +49,17 @@ class Dispatcher:
     """Routes an exchange to its route's chain. ``table`` is swapped whole on reload, so a
     request sees either the old table or the new one, never a mix."""
 
-    def __init__(self, table: RouteTable) -> None:
+    def __init__(
+        self, table: RouteTable, client_address: Callable[[Exchange], str] | None = None
+    ) -> None:
         self.table = table
+        # GATEWAY_TRUSTED_PROXIES' resolver (security.client_address.ClientAddresses), run once
+        # before routing so every predicate and filter reads the same client; None: the peer.
+        self._client_address = client_address
 
     async def __call__(self, exchange: Exchange) -> Response:
+        if self._client_address is not None:
+            exchange.resolved_client = self._client_address(exchange)
         # ``dispatch`` inlined: one coroutine frame fewer on every request.
         try:
             route = self.table.match(exchange)

@@ -19,6 +19,9 @@ class GatewayError(Exception):
     # The path a request refused before it became an exchange asked for (its error body's
     # ``path``), when its target could be read that far.
     path: str = ""
+    # What a 5xx's body may say (its ``message`` stays in the log): fixed text with no
+    # address or detail in it.
+    public_message: str = ""
 
     def __init__(self, message: str = "", *, status: int | None = None) -> None:
         super().__init__(message or self.error)
@@ -53,6 +56,14 @@ class UpstreamConnectError(GatewayError):
 
     status = 502
     error = "Bad Gateway"
+
+
+class UpstreamCertificateError(UpstreamConnectError):
+    """The upstream's TLS certificate was not accepted (untrusted, expired, or not for the name
+    connected to). A connect failure like any other (retries, outlier ejection), with a body
+    that says which kind."""
+
+    public_message = "the upstream's TLS certificate could not be verified"
 
 
 class UpstreamProtocolError(GatewayError):

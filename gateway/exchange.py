@@ -124,6 +124,12 @@ class Destination(Protocol):
     def secure(self) -> bool: ...
 
     @property
+    def tls_server_name(self) -> str | None:
+        """The name a TLS connection sends as SNI and checks the certificate against, when it
+        is not ``host`` (an instance registered by IP with a configured server name)."""
+        ...
+
+    @property
     def instance_id(self) -> str | None:
         """Set when a balancer picked it."""
         ...
@@ -165,12 +171,24 @@ class Target:
     instance_id: str | None = None
     service: str | None = None
     lane: str | None = None
+    tls_server_name: str | None = None  # a URI's host is its own server name
 
     @property
     def authority(self) -> str:
         default = 443 if self.secure else 80
         host = f"[{self.host}]" if ":" in self.host else self.host
         return host if self.port == default else f"{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCertificate:
+    """The client certificate the TLS handshake verified (mTLS), described once per
+    connection: what the upstream gets as ``X-Forwarded-Client-Cert``."""
+
+    sha256: str  # hex digest of the certificate (DER)
+    subject: str  # the subject DN, RFC 4514 (most specific first: ``CN=a,O=b``)
+    uri: str | None  # the first URI SAN (a SPIFFE ID in a mesh), if any
+    xfcc: bytes  # the Envoy XFCC element ``Hash=...;Subject="...";URI=...``
 
 
 # The attribute the path filters record each path they replaced in, oldest first (SCG's
@@ -230,3 +248,15 @@ class Exchange:
     # The head the forwarder last sent upstream for this request: a mirrored copy is that
     # head re-addressed, not built again.
     upstream_head: bytes | None = None
+    # The verified client certificate of the connection (mTLS); None without one.
+    client_cert: ClientCertificate | None = None
+    # The client a trusted proxy named in X-Forwarded-For, resolved once per request before
+    # routing (security/client_address.py); None: the socket peer is the client.
+    resolved_client: str | None = None
+
+    @property
+    def client_address(self) -> str:
+        """The one client address RemoteAddr, IpFilter, rate-limit keys and the access log
+        read: the socket peer, or the client behind it when the peer is a trusted proxy."""
+        resolved = self.resolved_client
+        return self.client_host if resolved is None else resolved

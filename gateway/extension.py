@@ -13,7 +13,8 @@ Two filter shapes:
   around the rest of the route's chain.
 
 This module sits below routing and above config: it imports only config, the exchange,
-``resilience`` and ``gateway.mirror.contract`` (the typed dependencies a factory may use).
+``resilience``, ``gateway.mirror.contract`` and ``gateway.security`` (the typed dependencies a
+factory may use).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from gateway.errors import ConfigError
 from gateway.exchange import Exchange, Handler, ReplayFactory, Request, Response
 from gateway.headers import Headers
 from gateway.mirror.contract import MirrorSender
+from gateway.security.api_keys import ApiKeySources
+from gateway.security.bcrypt_pool import BcryptPool
+from gateway.security.jwks import JwksCaches
 from resilience.ratelimit.base import RateLimiterFactory
 from resilience.runtime import ServiceRuntimes
 
@@ -220,6 +224,13 @@ class BuildContext:
     # validating (the filter then checks its arguments against in-process buckets).
     rate_limiters: RateLimiterFactory | None = None
     mirror: MirrorSender | None = None  # sends Mirror filters' copies (gateway.mirror)
+    # ApiKey's key sets in Consul KV, watched live (None when only validating), and the
+    # threads BasicAuth's bcrypt checks run on (None: each filter makes a pool of its own).
+    api_keys: ApiKeySources | None = None
+    bcrypt: BcryptPool | None = None
+    # JwtAuth's JWKS caches, one per URI, shared by routes and kept across reloads (None when
+    # only validating: nothing is fetched).
+    jwks: JwksCaches | None = None
 
 
 InternalForward = Callable[[str, Exchange], Awaitable[Response]]

@@ -1,13 +1,14 @@
 """``X-Forwarded-*`` and ``Forwarded`` (RFC 7239) on the upstream request, as SCG sets them.
 
 Values a client sent are kept (and appended to) only when the client is a trusted proxy
-(``GATEWAY_TRUSTED_PROXIES``, a regex on its address, like SCG's ``trusted-proxies``); from
-anyone else they are dropped, so a client can't forge its own address for the upstream.
+(``GATEWAY_TRUSTED_PROXIES``, like SCG's ``trusted-proxies``: the rule is
+``security.proxies``', handed in as its ``trusts``); from anyone else they are dropped, so a
+client can't forge its own address for the upstream.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 
 from gateway.exchange import ORIGINAL_PATHS, Exchange
 
@@ -39,14 +40,13 @@ _CacheKey = tuple[str, int, str | None, str]
 class ForwardedHeaders:
     __slots__ = ("_cache", "_trusted")
 
-    def __init__(self, trusted_proxies: str = "") -> None:
-        self._trusted = re.compile(trusted_proxies) if trusted_proxies else None
+    def __init__(self, trusts: Callable[[str], bool] | None = None) -> None:
+        """``trusts``: whether a peer address is a trusted proxy (None: none is)."""
+        self._trusted = trusts
         self._cache: dict[_CacheKey, tuple[tuple[bytes, bytes], ...]] = {}
 
     def trusts(self, exchange: Exchange) -> bool:
-        return (
-            self._trusted is not None and self._trusted.fullmatch(exchange.client_host) is not None
-        )
+        return self._trusted is not None and self._trusted(exchange.client_host)
 
     def append(
         self,

@@ -45,6 +45,9 @@ _NOT_FORWARDED = (
         b"content-length",
         b"x-request-id",
         _baggage.NAME,
+        # Only the verified client certificate's is sent (written below): never one a
+        # client or a filter set.
+        b"x-forwarded-client-cert",
     }
 )
 
@@ -133,6 +136,9 @@ class Forwarder:
             else:
                 headers.append((b"Content-Length", b"%d" % body.length))
         headers.append((b"X-Request-Id", exchange.request_id.encode("ascii")))
+        client_cert = exchange.client_cert
+        if client_cert is not None:
+            headers.append((b"X-Forwarded-Client-Cert", client_cert.xfcc))
         self._forwarded.append(exchange, headers, previous)
         if request_target is None:
             request_target = request.target
@@ -186,11 +192,17 @@ class Forwarder:
             # picked it; that is retried once on a fresh connection, but only when no body was
             # sent.
             for attempt in (0, 1):
-                conn = self._pool.take(target.host, target.port, target.secure)
+                conn = self._pool.take(
+                    target.host, target.port, target.secure, target.tls_server_name
+                )
                 reused = conn is not None
                 if conn is None:
                     conn = await self._pool.connect(
-                        target.host, target.port, target.secure, connect_timeout
+                        target.host,
+                        target.port,
+                        target.secure,
+                        connect_timeout,
+                        target.tls_server_name,
                     )
                 try:
                     response = await conn.send(

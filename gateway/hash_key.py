@@ -15,7 +15,7 @@ KeyOf = Callable[[Exchange], str | None]
 def key_extractor(hash_on: str) -> KeyOf:
     kind, _, name = hash_on.partition(":")
     if kind == "client_ip":
-        return lambda exchange: exchange.client_host or None
+        return lambda exchange: exchange.client_address or None
     if kind == "header":
         return lambda exchange: exchange.request.headers.get(name)
     if kind == "cookie":

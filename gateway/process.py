@@ -25,8 +25,8 @@ log = logging.getLogger("meshgate")
 async def serve(
     settings: Settings, found: Factories, *, worker: int = 0, reuse_port: bool = False
 ) -> int:
-    """Run one worker until SIGTERM/SIGINT; SIGHUP reloads its routes. Exit code 2 when the
-    configuration is invalid."""
+    """Run one worker until SIGTERM/SIGINT; SIGHUP reloads its routes and TLS files. Exit
+    code 2 when the configuration is invalid."""
     on_refresh: Callable[[], None] | None = None
     if reuse_port and settings.workers > 1:
         # Tell the supervisor, which tells every worker, so all of them reload together.
@@ -43,8 +43,14 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    # A SIGHUP is the supervisor's (or the operator's) own reload: no echo back to it.
-    loop.add_signal_handler(signal.SIGHUP, lambda: gateway.refresh(notify=False))
+
+    # A SIGHUP is the supervisor's (or the operator's) own reload: no echo back to it. It
+    # re-reads the TLS files too (certificates are rotated without a restart).
+    def reload() -> None:
+        gateway.reload_tls()
+        gateway.refresh(notify=False)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
     await gateway.start(reuse_port=reuse_port, management=worker == 0)
     tune_gc()
     await stop.wait()

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.config.args import parse_duration
 from gateway.config.schema import SpringSettings
 from gateway.errors import ConfigError
+from gateway.security.proxies import trusted_proxies
 
 
 class Settings(BaseSettings):
@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     header_timeout: float = 10.0
     keepalive_timeout: float = 75.0
     upstream_idle_timeout: float = 30.0
-    max_header_size: int = Field(32 * 1024, ge=1024, le=1024 * 1024)
+    max_header_size: int = Field(16 * 1024, ge=1024, le=1024 * 1024)
     # -- security --
     # Downstream TLS: the main listener speaks HTTPS when both files are set; a client CA with
     # optional/required client auth makes it mTLS (the identity goes upstream as XFCC).
@@ -47,10 +47,16 @@ class Settings(BaseSettings):
     upstream_client_cert_file: str | None = None
     upstream_client_key_file: str | None = None
     upstream_tls_verify: bool = True
+    # More CA files for upstream TLS (comma-separated; SCG's httpclient.ssl.trusted-x509-
+    # certificates in the route file sets it when this is unset).
+    upstream_trusted_certificates: Annotated[tuple[str, ...], NoDecode] = ()
     # %2F, %5C and encoded dot-segments in a path: refused with 400 unless allowed.
     allow_encoded_slash: bool = False
     # Bearer token every actuator endpoint but the liveness/readiness probes requires.
     management_token: str | None = None
+    # JwtAuth: the least time between two fetches of one JWKS URI that tokens with an unknown
+    # kid cause (any fetch counts), so random kids cannot make the gateway fetch each.
+    jwks_refetch_interval: float = 30.0
     discovery_locator_enabled: bool = False
     management_write: bool = False
     trusted_proxies: str = ""
@@ -175,6 +181,7 @@ class Settings(BaseSettings):
         "check_timeout",
         "deregister_critical_after",
         "mirror_timeout",
+        "jwks_refetch_interval",
         mode="before",
     )
     @classmethod
@@ -194,12 +201,15 @@ class Settings(BaseSettings):
 
     @field_validator("trusted_proxies")
     @classmethod
-    def _regex(cls, value: str) -> str:
-        if value:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from exc
+    def _trusted_proxies(cls, value: str) -> str:
+        trusted_proxies(value)  # a list of IPs/CIDRs or a regex; ValueError says what is wrong
+        return value
+
+    @field_validator("upstream_trusted_certificates", mode="before")
+    @classmethod
+    def _paths(cls, value: Any) -> Any:
+        if isinstance(value, str):  # from the environment: PEM file paths, comma-separated
+            return tuple(path.strip() for path in value.split(",") if path.strip())
         return value
 
     @field_validator("config")
@@ -231,10 +241,10 @@ def load_settings(**overrides: Any) -> Settings:
 
 def with_document(settings: Settings, spring: SpringSettings) -> Settings:
     """``settings`` with what the route document's Spring sections set at start-up —
-    ``server.port``/``address``, ``management.server.*``, ``httpclient`` timeouts,
-    ``trusted-proxies``, ``discovery.locator.enabled`` — for each setting the environment left
-    unset: an explicitly set ``GATEWAY_*`` variable wins, as a Spring property given on the
-    command line wins over application.yml."""
+    ``server.port``/``address``, ``management.server.*``, ``httpclient`` timeouts and
+    ``ssl``, ``trusted-proxies``, ``discovery.locator.enabled`` — for each setting the
+    environment left unset: an explicitly set ``GATEWAY_*`` variable wins, as a Spring
+    property given on the command line wins over application.yml."""
     candidates: dict[str, Any] = {
         "port": spring.server.port,
         "host": spring.server.address,
@@ -243,6 +253,9 @@ def with_document(settings: Settings, spring: SpringSettings) -> Settings:
         "connect_timeout": spring.http_client.connect_timeout,
         "response_timeout": spring.http_client.response_timeout,
         "trusted_proxies": spring.trusted_proxies,
+        # httpclient.ssl: only "true" turns verification off; the list adds CAs.
+        "upstream_tls_verify": False if spring.http_client.ssl.use_insecure_trust_manager else None,
+        "upstream_trusted_certificates": spring.http_client.ssl.trusted_x509_certificates or None,
         "discovery_locator_enabled": spring.locator.enabled,
     }
     updates = {
@@ -250,4 +263,10 @@ def with_document(settings: Settings, spring: SpringSettings) -> Settings:
         for name, value in candidates.items()
         if value is not None and name not in settings.model_fields_set
     }
+    if "trusted_proxies" in updates:
+        # model_copy validates nothing: the document's value is checked as the variable is.
+        try:
+            trusted_proxies(updates["trusted_proxies"])
+        except ValueError as exc:
+            raise ConfigError(str(exc), f"{settings.config}: trusted-proxies") from exc
     return settings.model_copy(update=updates) if updates else settings

@@ -282,7 +282,8 @@ class Retargeted:
             raise UpstreamConnectError(f"cannot send the request to {url.raw!r}: user info")
         websocket = scheme in ("ws", "wss")
         if websocket and exchange.upgrade is None:
-            raise BadRequest(f"{url.raw!r} is a WebSocket URL; the request is no upgrade")
+            # The body of a 4xx says its message: the route's URL (an internal address) stays out.
+            raise BadRequest("the route sends to a WebSocket URL; the request is no upgrade")
         secure = scheme in ("https", "wss")
         target = Target(url.host, url.port or (443 if secure else 80), secure)
         return await self._forward(

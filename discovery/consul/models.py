@@ -47,7 +47,9 @@ def parse_entry(entry: Mapping[str, Any]) -> InstanceHealth:
     weights = service.get("Weights") or {}
     weight = weights.get("Warning", 1) if status == "warning" else weights.get("Passing", 1)
     name = str(service.get("Service", ""))
-    secure = meta.get("secure", "").lower() == "true" or "https" in tags
+    # TLS to the instance: meta secure=true, or a "secure" (or "https") tag.
+    secure = meta.get("secure", "").strip().lower() == "true" or "secure" in tags or "https" in tags
+    server_name = (meta.get("tls_server_name", "").strip() or None) if secure else None
     zone = meta.get("zone")
     if zone is None and node.get("Meta"):
         node_zone = node["Meta"].get("zone")
@@ -66,6 +68,7 @@ def parse_entry(entry: Mapping[str, Any]) -> InstanceHealth:
         weight=max(0, int(weight)),
         metadata=meta,
         tags=tags,
+        tls_server_name=server_name,
     )
     return InstanceHealth(
         instance=instance,

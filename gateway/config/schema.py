@@ -49,16 +49,29 @@ class InstanceDefinition:
     weight: int = 1
     metadata: Mapping[str, str] = field(default_factory=dict)
     instance_id: str | None = None
+    tls_server_name: str | None = None  # tls-server-name: SNI and the certificate's name
 
 
 # -- what a Spring application.yml sets besides routes (read by gateway.config.spring) ------
 @dataclass(frozen=True, slots=True)
+class HttpClientSslSettings:
+    """``httpclient.ssl.use-insecure-trust-manager`` (None: not written) and
+    ``httpclient.ssl.trusted-x509-certificates`` (PEM files of CAs trusted besides the
+    system's)."""
+
+    use_insecure_trust_manager: bool | None = None
+    trusted_x509_certificates: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class HttpClientSettings:
     """``httpclient.connect-timeout`` (SCG: milliseconds) and ``httpclient.response-timeout``
-    (a duration), in seconds; None: not set (the gateway's own defaults apply)."""
+    (a duration), in seconds; None: not set (the gateway's own defaults apply); ``ssl``: the
+    upstream TLS keys honoured."""
 
     connect_timeout: float | None = None
     response_timeout: float | None = None
+    ssl: HttpClientSslSettings = field(default_factory=HttpClientSslSettings)
 
 
 @dataclass(frozen=True, slots=True)

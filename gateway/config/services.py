@@ -9,6 +9,8 @@ say, so it is checked by the ``check_policy`` the caller passes in.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,7 +21,9 @@ from gateway.config.shortcut import describe_value, unknown_key
 from gateway.config.values import as_int, as_list
 from gateway.errors import ConfigError
 
-INSTANCE_KEYS = ("host", "port", "secure", "weight", "metadata", "id")
+INSTANCE_KEYS = ("host", "port", "secure", "tls-server-name", "weight", "metadata", "id")
+# A DNS name (what SNI and a certificate's DNS SANs hold); an IP address is taken too.
+_DNS_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 SERVICE_POLICY_KEYS = (
     "load-balancer",
     "hash-on",
@@ -158,6 +162,8 @@ def _instance(
                 key=key,
             )
 
+    server_name = _server_name(entry.get("tls-server-name"), secure, label, key, errors)
+
     weight = 1
     if entry.get("weight") is not None:
         parsed = as_int(entry["weight"])
@@ -191,7 +197,36 @@ def _instance(
         weight=weight,
         metadata=metadata,
         instance_id=instance_id,
+        tls_server_name=server_name,
     )
+
+
+def _server_name(
+    value: object, secure: bool, label: str, key: tuple[int, ...], errors: ErrorCollector
+) -> str | None:
+    """``tls-server-name``: the name a secure instance's certificate is checked against (and
+    sent as SNI) instead of its host, typically for an instance registered by IP."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _is_server_name(value.strip()):
+        errors.fail(
+            f"tls-server-name must be a DNS name or an IP address, got {describe_value(value)}",
+            label,
+            key=key,
+        )
+        return None
+    if not secure:
+        errors.fail("tls-server-name needs secure: true (it names a TLS server)", label, key=key)
+        return None
+    return value.strip().lower()
+
+
+def _is_server_name(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return _DNS_NAME.fullmatch(text) is not None
+    return True
 
 
 def _instance_metadata(

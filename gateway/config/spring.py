@@ -34,6 +34,7 @@ from gateway.config.schema import (
     FilterDefinition,
     FilterSettings,
     HttpClientSettings,
+    HttpClientSslSettings,
     LocalResponseCacheSettings,
     LocatorSettings,
     PredicateDefinition,
@@ -218,7 +219,24 @@ _POOL = (
     "meshgate's upstream connection pool is its own (GATEWAY_UPSTREAM_IDLE_TIMEOUT bounds idle "
     "connections); Reactor Netty's pool settings have no counterpart"
 )
-_SSL = "upstream TLS settings are not available yet; https:// upstreams use the system CA bundle"
+_SSL_STORE = (
+    "Java key stores have no counterpart; the client certificate for mTLS to upstreams is a PEM "
+    "chain and unencrypted key in GATEWAY_UPSTREAM_CLIENT_CERT_FILE and "
+    "GATEWAY_UPSTREAM_CLIENT_KEY_FILE"
+)
+_SSL_BUNDLE = (
+    "Spring SSL bundles have no counterpart; trust CAs with httpclient.ssl.trusted-x509-"
+    "certificates or GATEWAY_UPSTREAM_CA_FILE, and present a client certificate with "
+    "GATEWAY_UPSTREAM_CLIENT_CERT_FILE and GATEWAY_UPSTREAM_CLIENT_KEY_FILE"
+)
+_SSL_HANDSHAKE = (
+    "the TLS handshake is part of connecting to the upstream: httpclient.connect-timeout "
+    "(or GATEWAY_CONNECT_TIMEOUT) bounds the TCP connect and the handshake together"
+)
+_SSL_CLOSE = (
+    "TLS connections are closed by the event loop's transport, which sends close_notify "
+    "without waiting for the peer's; there is no timeout to set"
+)
 _PROXY = "meshgate does not send upstream requests through an HTTP/SOCKS proxy"
 _VERSION = "API versioning (the Version predicate) is not supported"
 _RATE_BEAN = (
@@ -278,22 +296,23 @@ PROPERTIES: tuple[Property, ...] = (
         _refuse(f"httpclient.proxy.{name}", _PROXY)
         for name in ("host", "non-proxy-hosts-pattern", "password", "port", "type", "username")
     ),
+    # Read into GATEWAY_UPSTREAM_TLS_VERIFY and GATEWAY_UPSTREAM_TRUSTED_CERTIFICATES.
+    _honour("httpclient.ssl.use-insecure-trust-manager", _bool),
+    _honour("httpclient.ssl.trusted-x509-certificates", _text, whole=True),  # read below
+    _refuse("httpclient.ssl.handshake-timeout", _SSL_HANDSHAKE),
+    _refuse("httpclient.ssl.close-notify-flush-timeout", _SSL_CLOSE),
+    _refuse("httpclient.ssl.close-notify-read-timeout", _SSL_CLOSE),
     *(
-        _refuse(f"httpclient.ssl.{name}", _SSL, whole=name == "trusted-x509-certificates")
+        _refuse(f"httpclient.ssl.{name}", _SSL_STORE)
         for name in (
-            "close-notify-flush-timeout",
-            "close-notify-read-timeout",
-            "handshake-timeout",
             "key-password",
             "key-store",
             "key-store-password",
             "key-store-provider",
             "key-store-type",
-            "ssl-bundle",
-            "trusted-x509-certificates",
-            "use-insecure-trust-manager",
         )
     ),
+    _refuse("httpclient.ssl.ssl-bundle", _SSL_BUNDLE),
     _refuse(
         "httpclient.websocket.max-frame-payload-length",
         "WebSocket frames are relayed as bytes, not decoded, so there is no frame limit to set",
@@ -727,11 +746,16 @@ class SpringReader:
         if rel[0] == "ssl":
             enabled = not (isinstance(value, Mapping) and not parse_bool_or(value.get("enabled")))
             if enabled and value not in (False, "false"):
-                self.fail(
-                    "TLS is not available yet: put a TLS-terminating proxy in front, or remove "
-                    "this (Spring would serve TLS here)",
-                    where,
+                reason = (
+                    "the management port serves plain HTTP only (bind it to a private "
+                    "address): remove this (Spring would serve TLS here)"
+                    if scope == "management"
+                    else "the proxy port's TLS is set with GATEWAY_TLS_CERT_FILE and "
+                    "GATEWAY_TLS_KEY_FILE (PEM; GATEWAY_TLS_CLIENT_CA_FILE and "
+                    "GATEWAY_TLS_CLIENT_AUTH for client certificates), not server.ssl: "
+                    "remove this (Spring would serve TLS here)"
                 )
+                self.fail(reason, where)
             return True
         if rel in (("port",), ("address",)):
             self._server[f"{scope}.{rel[0]}"] = (where, value)
@@ -804,6 +828,7 @@ class SpringReader:
             http_client=HttpClientSettings(
                 connect_timeout=values.get("httpclient.connect-timeout"),
                 response_timeout=values.get("httpclient.response-timeout"),
+                ssl=self._ssl(values),
             ),
             trusted_proxies=values.get("trusted-proxies"),
             locator=self._locator(values),
@@ -885,6 +910,25 @@ class SpringReader:
                 self.errors.add(exc, where, key=_KEY)
         return tuple(out)
 
+    def _ssl(self, values: Mapping[str, Any]) -> HttpClientSslSettings:
+        insecure = values.get("httpclient.ssl.use-insecure-trust-manager")
+        entry = self._found.get(_path_of("httpclient.ssl.trusted-x509-certificates"))
+        if entry is None:
+            return HttpClientSslSettings(use_insecure_trust_manager=insecure)
+        try:
+            trusted = _certificate_files(_indexed_list(entry.value))
+        except ConfigError as exc:
+            self.fail(exc.reason, entry.written)
+            trusted = ()
+        if insecure and trusted:
+            # SCG would quietly verify against the list; one of the two is a mistake.
+            self.fail(
+                "use-insecure-trust-manager: true turns verification off, so trusted "
+                "certificates would never be checked: keep one of the two",
+                entry.written,
+            )
+        return HttpClientSslSettings(insecure, trusted)
+
     def _server_settings(self) -> ServerSettings:
         read: dict[str, Any] = {}
         for name, (where, value) in self._server.items():
@@ -923,6 +967,29 @@ def _rate_limiter(values: Mapping[str, Any]) -> RateLimiterSettings:
             redis + "requested-tokens-header", base.requested_tokens_header
         ),
     )
+
+
+def _certificate_files(value: object) -> tuple[str, ...]:
+    """``trusted-x509-certificates``: PEM files (a list, or comma-separated as Spring binds a
+    string to a list), each a path or a ``file:`` location; relative paths are the working
+    directory's."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ConfigError(f"expected a list of PEM file paths, got {describe_value(value)}")
+    files: list[str] = []
+    for item in items:
+        if isinstance(item, Mapping | list | tuple) or item is None:
+            raise ConfigError(f"expected a PEM file path, got {describe_value(item)}")
+        text = str(item).strip()
+        if not text:
+            continue
+        if text.startswith("classpath:"):
+            raise ConfigError(f"{text!r}: there is no classpath here; give the file's path")
+        path = text[len("file://") :] if text.startswith("file://") else text.removeprefix("file:")
+        if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:", path):
+            raise ConfigError(f"{text!r}: expected a file path (or file:PATH), not a URL")
+        files.append(path)
+    return tuple(files)
 
 
 def _path_of(name: str) -> tuple[str, ...]:

@@ -181,7 +181,10 @@ class _Discard:
             self._on_end()
 
     def on_error(self, exc: BaseException) -> None:
-        return None
+        # A body broken off while it was being dropped is over too: the connection learns it
+        # now (and closes) rather than when its linger timer runs out.
+        if self._on_end is not None:
+            self._on_end()
 
 
 _DISCARD = _Discard()

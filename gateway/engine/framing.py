@@ -91,7 +91,6 @@ def strip_hop_by_hop(
 _DIGITS = re.compile(rb"^[0-9]{1,18}$")
 # Encoded forms that would change the path's structure if an upstream decoded them.
 _ENCODED_SEPARATORS = re.compile(r"%(?:2[fF]|5[cC])")
-_ENCODED_DOT = re.compile(r"%2[eE]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,36 +134,68 @@ def request_framing(headers: list[tuple[bytes, bytes]]) -> Framing:
     return NO_BODY
 
 
-def normalize_path(raw_path: str) -> str:
+def normalize_path(raw_path: str, allow_encoded: bool = False) -> str:
     """Remove dot-segments (RFC 3986 §5.2.4) and merge empty segments the way Spring does not:
     empty segments are kept (``/a//b`` stays), only ``.`` and ``..`` are resolved.
 
-    Refuses encoded ``/``, ``\\`` and ``.`` (an upstream that decodes them would see a different
-    path than the one we routed on) and raw backslashes.
+    Refuses what an upstream could read as another path than the one routed on: raw
+    backslashes; ``%2F`` and ``%5C`` (a decoding upstream splits there); encoded dot-segments
+    (``%2e%2e``, ``.%2E``, ``%2e``: one that decodes ``%2E`` to ``.`` climbs a level); and
+    dot-segments with path parameters (``..;x``, which Tomcat resolves as ``..``).
+
+    ``allow_encoded`` (``GATEWAY_ALLOW_ENCODED_SLASH``) lets ``%2F`` and ``%5C`` through as
+    data, and resolves an encoded dot-segment like a plain one (``%2E`` is ``.``, RFC 3986
+    §6.2.2.2), so route predicates and the upstream still see the same path. A segment that
+    holds a dot-segment once its ``%2F``/``%5C`` are decoded (``..%2Fadmin``) stays refused.
     """
     if not raw_path.startswith("/"):
         raise BadRequest("request target must be an absolute path")
-    if "\\" in raw_path or _ENCODED_SEPARATORS.search(raw_path):
+    if "\\" in raw_path:
         raise BadRequest("encoded or backslash path separators are not allowed")
-    if _ENCODED_DOT.search(raw_path):
-        raise BadRequest("encoded dot segments are not allowed")
-    if "/." not in raw_path:
-        return raw_path
+    if "%" in raw_path:
+        if _ENCODED_SEPARATORS.search(raw_path):
+            if not allow_encoded:
+                raise BadRequest("encoded or backslash path separators are not allowed")
+            _refuse_hidden_dot_segments(raw_path)
+    elif "/." not in raw_path:
+        return raw_path  # nearly every path: nothing encoded, no dot-segment
     out: list[str] = []
     segments = raw_path.split("/")[1:]
+    last = len(segments) - 1
     for i, seg in enumerate(segments):
-        last = i == len(segments) - 1
-        if seg == ".":
-            if last:
-                out.append("")
-        elif seg == "..":
-            if out:
-                out.pop()
-            if last:
-                out.append("")
-        else:
+        dots = _dot_segment(seg, allow_encoded) if seg[:1] in (".", "%") else None
+        if dots is None:
             out.append(seg)
+            continue
+        if dots == ".." and out:
+            out.pop()
+        if i == last:
+            out.append("")  # "/a/b/.." is "/a/", a directory
     return "/" + "/".join(out)
+
+
+def _refuse_hidden_dot_segments(raw_path: str) -> None:
+    """``%2F``/``%5C`` are allowed as data, but a segment such as ``..%2Fadmin`` is a climb out
+    of the path routed on for an upstream that decodes them before resolving dot-segments."""
+    for seg in raw_path.split("/"):
+        parts = _ENCODED_SEPARATORS.split(seg) if "%" in seg else ()
+        for part in parts if len(parts) > 1 else ():
+            dots = part.partition(";")[0].replace("%2e", ".").replace("%2E", ".")
+            if dots == "." or dots == "..":
+                raise BadRequest("dot segments hidden by encoded separators are not allowed")
+
+
+def _dot_segment(seg: str, allow_encoded: bool) -> str | None:
+    """``.`` or ``..`` when ``seg`` is a dot-segment, plain or encoded, else None."""
+    base = seg.partition(";")[0]
+    dots = base.replace("%2e", ".").replace("%2E", ".") if "%" in base else base
+    if dots != "." and dots != "..":
+        return None
+    if base != seg:
+        raise BadRequest("dot segments with path parameters are not allowed")
+    if dots != base and not allow_encoded:
+        raise BadRequest("encoded dot segments are not allowed")
+    return dots
 
 
 def chunk(data: bytes) -> bytes:

@@ -10,20 +10,26 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.errors import GatewayError
-from gateway.exchange import Exchange, Handler, Response
+from gateway.exchange import ClientCertificate, Exchange, Handler, Response
 
 
 @dataclass(frozen=True, slots=True)
 class ServerLimits:
-    max_head_bytes: int = 32 * 1024
-    max_headers: int = 100
-    max_url_bytes: int = 8 * 1024
-    header_timeout: float = 10.0
-    keepalive_timeout: float = 75.0
+    max_head_bytes: int = 16 * 1024  # request line + fields (431); Netty, under SCG, allows 8 KiB
+    max_headers: int = 100  # field lines (431)
+    max_url_bytes: int = 8 * 1024  # the request target alone (414)
+    header_timeout: float = 10.0  # from a head's first byte to its end (408, close)
+    keepalive_timeout: float = 75.0  # idle between requests (close)
+    # ``%2F``/``%5C`` and encoded dot-segments in a path pass instead of a 400.
+    allow_encoded_slash: bool = False
 
 
 # Maps a failure to the response the client gets (``None``: no exchange was parsed yet).
 ErrorResponder = Callable[[Exchange | None, GatewayError], Response]
+
+# The verified client certificate of a new connection's transport (mTLS), or None: asked once
+# per connection, right after the TLS handshake.
+ClientIdentity = Callable[[asyncio.BaseTransport], ClientCertificate | None]
 
 
 class ExchangeListener(Protocol):
@@ -69,8 +75,12 @@ class ServerState:
         request_id: Callable[[], str],
         scheme: str = "http",
         observer: ExchangeListener | None = None,
+        identify_client: ClientIdentity | None = None,
     ) -> None:
+        """``scheme``: ``https`` on a TLS listener; ``identify_client``: set when the listener
+        asks clients for a certificate."""
         self.handler = handler
+        self.identify_client = identify_client
         self.observer = observer
         self.error_response = error_response
         self.limits = limits

@@ -1,9 +1,9 @@
 """Keep-alive connection pool for upstreams, one per event loop (per worker process).
 
-Idle connections are kept LIFO per (host, port, tls) — the most recently used one is the least
-likely to have been closed by the upstream's own idle timeout — and a periodic sweep closes
-those unused for ``idle_timeout``. A connection is returned only after a complete response
-*and* a fully sent request; anything else is closed.
+Idle connections are kept LIFO per origin (host, port, TLS, TLS server name) — the most
+recently used one is the least likely to have been closed by the upstream's own idle timeout —
+and a periodic sweep closes those unused for ``idle_timeout``. A connection is returned only
+after a complete response *and* a fully sent request; anything else is closed.
 
 Busy connections' response timeouts are checked by a second, faster sweep (every
 ``RESPONSE_SWEEP`` seconds while any request is in flight) rather than a timer per request:
@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from gateway.engine.upstream import Origin, UpstreamProtocol
-from gateway.errors import UpstreamConnectError, UpstreamTimeout
+from gateway.errors import UpstreamCertificateError, UpstreamConnectError, UpstreamTimeout
 
 # How late a response timeout may fire, at most.
 RESPONSE_SWEEP = 0.025
@@ -39,6 +39,9 @@ class ConnectionPool:
     """The ``ConnectionOwner`` of every upstream connection on one loop."""
 
     def __init__(self, settings: PoolSettings, ssl_context: ssl.SSLContext | None = None) -> None:
+        """``ssl_context``: the client context of every TLS connection (the gateway passes the
+        one ``gateway.security.tls_client`` builds from its settings); a pool without one opens
+        plain connections only."""
         self._settings = settings
         self._ssl = ssl_context
         self._idle: dict[Origin, deque[UpstreamProtocol]] = {}
@@ -57,9 +60,11 @@ class ConnectionPool:
             return len(self._idle.get(key, ()))
         return sum(len(q) for q in self._idle.values())
 
-    def take(self, host: str, port: int, secure: bool) -> UpstreamProtocol | None:
+    def take(
+        self, host: str, port: int, secure: bool, server_name: str | None = None
+    ) -> UpstreamProtocol | None:
         """An idle connection to reuse, if there is one (no coroutine on the common path)."""
-        idle = self._idle.get((host, port, secure))
+        idle = self._idle.get((host, port, secure, server_name))
         while idle:
             conn = idle.pop()
             if conn.usable:
@@ -67,17 +72,28 @@ class ConnectionPool:
         return None
 
     async def connect(
-        self, host: str, port: int, secure: bool, connect_timeout: float | None = None
+        self,
+        host: str,
+        port: int,
+        secure: bool,
+        connect_timeout: float | None = None,
+        server_name: str | None = None,
     ) -> UpstreamProtocol:
-        """A new connection (``take`` found none to reuse)."""
-        key = (host, port, secure)
+        """A new connection (``take`` found none to reuse). A TLS one sends ``server_name``
+        (else ``host``) as SNI and checks the certificate against it; a ``host`` that is an IP
+        address with no ``server_name`` is checked against the certificate's IP SANs (and no
+        SNI is sent, as RFC 6066 wants). The TLS handshake is inside the connect timeout."""
+        key = (host, port, secure, server_name)
         timeout = connect_timeout or self._settings.connect_timeout
         loop = asyncio.get_running_loop()
         ssl_context: ssl.SSLContext | None = None
         if secure:
-            if self._ssl is None:
-                self._ssl = ssl.create_default_context()
             ssl_context = self._ssl
+            if ssl_context is None:
+                raise UpstreamConnectError(
+                    f"cannot connect to {host}:{port}: the pool has no TLS client context"
+                )
+        name = server_name or host
         try:
             async with asyncio.timeout(timeout):
                 _, protocol = await loop.create_connection(
@@ -85,10 +101,17 @@ class ConnectionPool:
                     host,
                     port,
                     ssl=ssl_context,
-                    server_hostname=host if secure else None,
+                    server_hostname=name if secure else None,
                 )
         except TimeoutError as exc:
             raise UpstreamTimeout(f"connect to {host}:{port} timed out after {timeout:g}s") from exc
+        except ssl.SSLCertVerificationError as exc:
+            # Untrusted, expired, or not for ``name``: the log gets OpenSSL's reason, the
+            # client a 502 that says only that the certificate was not accepted.
+            raise UpstreamCertificateError(
+                f"cannot connect to {host}:{port}: its TLS certificate for {name!r} could not "
+                f"be verified: {exc.verify_message or exc.reason}"
+            ) from exc
         except (OSError, ssl.SSLError) as exc:
             raise UpstreamConnectError(f"cannot connect to {host}:{port}: {exc}") from exc
         return protocol

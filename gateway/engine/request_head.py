@@ -18,6 +18,14 @@ from gateway.headers import Headers
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
 
 
+def _version_not_supported() -> GatewayError:
+    # llhttp reads any digit.digit version; only HTTP/1.0 and 1.1 are spoken here (an
+    # "HTTP/2.0" request line is no HTTP/2, and must not be answered as if it were 1.1).
+    error = GatewayError("only HTTP/1.0 and HTTP/1.1 are supported", status=505)
+    error.error = "HTTP Version Not Supported"
+    return error
+
+
 class RequestHead:
     """What the parser's callbacks collect for one request head (filled in place by the
     connection, which checks the limits as the pieces arrive)."""
@@ -44,15 +52,27 @@ class RequestHead:
         server: tuple[str, int],
         scheme: str,
         new_id: Callable[[], str],
+        allow_encoded_slash: bool = False,
     ) -> tuple[Exchange, Framing]:
         """The exchange this head describes and how its body is framed; its request id is the
         client's X-Request-Id when that is a sane token, else ``new_id()``.
 
-        Raises ``GatewayError`` (400) for what must not pass: ambiguous framing, CONNECT, an
-        asterisk-form target on anything but OPTIONS, an invalid or ambiguous path.
+        Raises ``GatewayError`` for what must not pass: an HTTP version other than 1.0 and 1.1
+        (505); ambiguous framing, chunked HTTP/1.0, an HTTP/1.1 request without Host, CONNECT,
+        an asterisk-form target on anything but OPTIONS, an invalid or ambiguous path (400).
+        ``allow_encoded_slash`` lets ``%2F``/``%5C`` and encoded dot-segments through (see
+        ``normalize_path``).
         """
+        if version != b"1.1" and version != b"1.0":
+            raise _version_not_supported()
         fields = self.fields
         framing = request_framing(fields)
+        if framing.chunked and version == b"1.0":
+            # RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means the framing is faulty.
+            raise BadRequest("Transfer-Encoding is not allowed in an HTTP/1.0 request")
+        host = self.host
+        if host is None and version == b"1.1":
+            raise BadRequest("an HTTP/1.1 request needs a Host header")  # RFC 9112 §3.2
         try:
             url = httptools.parse_url(b"".join(self.target))
         except httptools.HttpParserInvalidURLError as exc:
@@ -63,14 +83,13 @@ class RequestHead:
         if raw_path == "*" and method != b"OPTIONS":
             raise BadRequest("asterisk-form target is only valid with OPTIONS")
         try:
-            path = raw_path if raw_path == "*" else normalize_path(raw_path)
+            path = raw_path if raw_path == "*" else normalize_path(raw_path, allow_encoded_slash)
         except GatewayError as exc:
             exc.path = raw_path  # the error body says which path was refused
             raise
         query = url.query.decode("latin-1") if url.query else ""
         request = Request(method.decode("latin-1"), path, query, Headers(fields), version.decode())
         client_id = self.request_id
-        host = self.host
         exchange = Exchange(
             request=request,
             client_host=client[0],

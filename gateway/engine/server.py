@@ -9,6 +9,7 @@ request-level failures are mapped to responses by the handler's error layer.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -24,11 +25,22 @@ from gateway.engine.request_head import RequestHead
 from gateway.engine.response_writer import ResponseWriter, local_response, response_head
 from gateway.engine.upgrade import Tunnel
 from gateway.errors import BadRequest, GatewayError, HeadersTooLarge, UpstreamProtocolError
-from gateway.exchange import BodySource, Response, Upgrade
+from gateway.exchange import BodySource, ClientCertificate, Response, Upgrade
 
 log = logging.getLogger("meshgate.engine")
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def _not_begun(cycle: RequestCycle) -> bool:
+    """Whether the cycle's handler task exists but has not taken its first step. A task runs
+    only once the loop has control again, so one started during this read has not; asked only
+    when a request is refused, never on the way of a good one."""
+    task = cycle.task
+    if task is None:
+        return False
+    coro = task.get_coro()
+    return inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) == inspect.CORO_CREATED
 
 
 class HttpServerProtocol(asyncio.Protocol):
@@ -47,6 +59,9 @@ class HttpServerProtocol(asyncio.Protocol):
         self._head = RequestHead()
         self._head_bytes = 0
         self._in_head = False
+        # The header timer of the head now arriving is armed: it runs from the head's first
+        # byte, and nothing received before the head is complete moves it (slowloris).
+        self._head_timed = False
         self._parse_error: GatewayError | None = None
         self._parsing: RequestCycle | None = None
         # request being answered, and the ones pipelined behind it
@@ -60,6 +75,7 @@ class HttpServerProtocol(asyncio.Protocol):
         self._tunnel: Tunnel | None = None
         self._closing = False
         self._close_when_idle = False
+        self._client_cert: ClientCertificate | None = None
 
     # -- connection lifecycle ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -71,6 +87,9 @@ class HttpServerProtocol(asyncio.Protocol):
         sock = transport.get_extra_info("sockname")
         self._client = (str(peer[0]), int(peer[1])) if peer else ("", 0)
         self._server = (str(sock[0]), int(sock[1])) if sock else ("", 0)
+        identify = self._state.identify_client
+        if identify is not None:
+            self._client_cert = identify(transport)  # once: the handshake is over
         self._state.watch(self, self._loop)
         if self._state.draining:
             self._closing = True
@@ -95,8 +114,11 @@ class HttpServerProtocol(asyncio.Protocol):
         self._pipeline.clear()
 
     def eof_received(self) -> bool | None:
+        # A TLS transport closes after the client's EOF whatever this returns (no half-close
+        # there): saying "keep open" would only get a warning logged per connection.
+        half_open = self._state.scheme != "https"
         if self._tunnel is not None:
-            return self._tunnel.client_eof()
+            return self._tunnel.client_eof() and half_open
         # Half-close from the client: finish what is in flight, then close. A request whose
         # head or body was cut off by the FIN can never complete, so it fails now.
         self._close_when_idle = True
@@ -106,7 +128,7 @@ class HttpServerProtocol(asyncio.Protocol):
             self._drop_pipeline(CLIENT_CLOSED)
         if self._active is None:
             self._close()
-        return True
+        return half_open
 
     def pause_writing(self) -> None:
         if self._tunnel is not None:
@@ -136,8 +158,11 @@ class HttpServerProtocol(asyncio.Protocol):
             return
         if self._closing:
             return
-        if not self._in_head and self._parsing is None and self._active is None:
-            # first byte of a new request on an idle connection: header timer replaces idle timer
+        if not self._head_timed and self._parsing is None and self._active is None:
+            # First byte of a new request on an idle connection: the header timer replaces the
+            # idle timer, once (empty lines before a request, which llhttp skips without a
+            # message begun, must not re-arm it).
+            self._head_timed = True
             self._arm(self._state.limits.header_timeout, self._on_header_timeout)
         if self._in_head or self._parsing is None:
             self._head_bytes += len(data)
@@ -163,7 +188,13 @@ class HttpServerProtocol(asyncio.Protocol):
         log.debug("rejecting request from %s: %s (%s)", self._client[0], error.message, exc)
         self._in_head = False
         self._pause_reading("error")
-        if self._active is None:
+        active = self._active
+        if active is not None and active is self._parsing and _not_begun(active):
+            # Its head and the broken bytes after it came in one read: its handler has not run
+            # yet, so nothing of it has gone upstream. It never will: it ends here, refused.
+            self._withdraw(active, error)
+            return
+        if active is None:
             response = self._state.error_response(None, error)
             self._write_local(response, b"1.1", close=True)
             return
@@ -174,6 +205,16 @@ class HttpServerProtocol(asyncio.Protocol):
             # A broken body (bad chunk) of the request being forwarded: fail that request with
             # the client's error instead of leaving the upstream waiting for the rest.
             parsing.body.feed_error(error)
+
+    def _withdraw(self, cycle: RequestCycle, error: GatewayError) -> None:
+        """Cancel a request whose handler has not started and answer ``error`` instead."""
+        assert cycle.task is not None
+        cycle.task.cancel()  # before its first step: the coroutine never runs
+        self._active = self._parsing = None
+        cycle.report(self._state.observer, error.status)
+        self._drop_pipeline(error.status)
+        response = self._state.error_response(cycle.exchange, error)
+        self._write_local(response, cycle.version, close=True)
 
     # httptools callbacks ------------------------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -195,18 +236,26 @@ class HttpServerProtocol(asyncio.Protocol):
         fields = head.fields
         fields.append((name, value))
         size = len(name)
-        if size == 4:
-            if head.host is None and name.lower() == b"host":
-                head.host = value
+        if size == 4 and name.lower() == b"host":
+            if head.host is not None:
+                # RFC 9112 §3.2: a second Host is a 400 (a route may match one, an upstream
+                # read the other).
+                self._parse_error = BadRequest("more than one Host header")
+                raise self._parse_error
+            head.host = value
         elif size == 12 and name.lower() == b"x-request-id":
             head.request_id = value
+        elif size == 23 and name.lower() == b"x-forwarded-client-cert":
+            # Only the gateway writes it, from the verified certificate: a client's is never
+            # seen by a route nor sent on (a forged identity).
+            fields.pop()
         if len(fields) > self._state.limits.max_headers:
             self._parse_error = HeadersTooLarge("too many request header fields")
             raise self._parse_error
 
     def on_headers_complete(self) -> None:
         received, self._head_bytes = self._head_bytes, 0
-        self._in_head = False
+        self._in_head = self._head_timed = False
         self._deadline = 0.0  # the header timeout is over (inlined: once per request)
         state = self._state
         limits = state.limits
@@ -221,11 +270,19 @@ class HttpServerProtocol(asyncio.Protocol):
         version = parser.get_http_version().encode("latin-1")
         try:
             exchange, framing = self._head.exchange(
-                method, version, self._client, self._server, state.scheme, state.request_id
+                method,
+                version,
+                self._client,
+                self._server,
+                state.scheme,
+                state.request_id,
+                limits.allow_encoded_slash,
             )
         except GatewayError as err:
             self._parse_error = err  # what the client is answered, once llhttp gives up
             raise
+        if self._client_cert is not None:
+            exchange.client_cert = self._client_cert
         headers = exchange.request.headers
         keep_alive = bool(parser.should_keep_alive()) and not self._close_when_idle
         cycle = RequestCycle(exchange, method, version, keep_alive)
@@ -371,7 +428,14 @@ class HttpServerProtocol(asyncio.Protocol):
         # body (or its head), so resume even when it was already queued.
         self._resume_reading("pipeline")
         if self._active is None and self._parsing is None:
-            self._arm(self._state.limits.keepalive_timeout, self._on_idle_timeout)
+            if self._in_head:
+                # The next head began while this request was answered, and no timer ran for
+                # it: its deadline counts from now (a client that sent half a head and went
+                # silent would otherwise hold the connection for ever).
+                self._head_timed = True
+                self._arm(self._state.limits.header_timeout, self._on_header_timeout)
+            else:
+                self._arm(self._state.limits.keepalive_timeout, self._on_idle_timeout)
 
     def response_failed(self, cycle: RequestCycle, exc: BaseException, *, head_sent: bool) -> None:
         self._streaming = None

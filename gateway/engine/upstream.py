@@ -23,8 +23,9 @@ from gateway.headers import Headers
 
 log = logging.getLogger("meshgate.upstream")
 
-# Where a connection goes: host, port, TLS (the pool keeps idle connections per origin).
-Origin = tuple[str, int, bool]
+# Where a connection goes: host, port, TLS and the TLS server name when it is not the host (the
+# pool keeps idle connections per origin: one opened with another SNI is another upstream).
+Origin = tuple[str, int, bool, str | None]
 
 # A 101's head is passed on with the switch itself: these hop-by-hop fields are the answer.
 _SWITCH_FIELDS = frozenset({b"upgrade", b"connection"})

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from gateway.extension import BuildContext, FilterFactory, GatewayFilter
 from gateway.filters import (
+    api_key,
+    basic_auth,
     circuit_breaker,
     dedupe,
     host,
+    ip_filter,
     json_body,
+    jwt_auth,
     lane,
     location,
     mirror,
@@ -47,6 +51,10 @@ _MODULES = (
     lane,
     mirror,
     rate_limit,
+    ip_filter,
+    api_key,
+    basic_auth,
+    jwt_auth,
 )
 
 

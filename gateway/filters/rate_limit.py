@@ -13,8 +13,9 @@ Written as SCG writes it (expanded form only; SCG has no shortcut form for it)::
 Arguments bind with Spring's relaxed names, as SCG's do (``keyResolver`` = ``key-resolver``,
 ``redis-rate-limiter.replenish-rate`` = ``…replenishRate``). SCG's key resolvers and rate
 limiters are Java beans named by SpEL (``#{@userKeyResolver}``); meshgate's key resolvers are
-named instead: ``principal`` (the authenticated user: empty until meshgate has
-authentication), ``remote-addr`` (the client's address as the connection shows it),
+named instead: ``principal`` (the identity an authentication filter — JwtAuth, ApiKey,
+BasicAuth — established: ``exchange.principal``; empty on a route without one, where
+``deny-empty-key`` decides), ``remote-addr`` (the client's address as the connection shows it),
 ``header:NAME``, ``query:NAME`` (the first value) and ``route`` (one bucket for the route).
 
 The buckets (``resilience.ratelimit``) are per (route id, key), in Redis with
@@ -64,11 +65,13 @@ KeyResolver = Callable[[Exchange], str]
 
 # -- key resolvers -----------------------------------------------------------------------------
 def _principal(exchange: Exchange) -> str:
-    return ""  # no authentication yet: no principal, so deny-empty-key decides
+    # Set by the route's authentication filter, which runs before every other filter
+    # (filters/authentication.py); none on the route: empty, so deny-empty-key decides.
+    return exchange.principal or ""
 
 
 def _remote_addr(exchange: Exchange) -> str:
-    return exchange.client_host
+    return exchange.client_address
 
 
 def _header(name: str) -> KeyResolver:
@@ -117,7 +120,11 @@ def parse_key_resolver(text: str, route_id: str) -> _Resolver:
     name = name.strip()
     if not colon:
         if kind == "principal":
-            return _Resolver(spec, _principal, "an authenticated principal (none yet)")
+            return _Resolver(
+                spec,
+                _principal,
+                "authenticated principal (put JwtAuth, ApiKey or BasicAuth on the route)",
+            )
         if kind == "remote-addr":
             return _Resolver(spec, _remote_addr, "a client address")
         if kind == "route":

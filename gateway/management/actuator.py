@@ -1,7 +1,9 @@
 """The management port: Spring Boot actuator health groups and SCG's gateway actuator API.
 
 Served by aiohttp (not the data plane): it is low-traffic, and aiohttp gives us routing and
-JSON for free. Route writes are off unless ``GATEWAY_MANAGEMENT_WRITE=true``.
+JSON for free. Route writes are off unless ``GATEWAY_MANAGEMENT_WRITE=true``. With
+``GATEWAY_MANAGEMENT_TOKEN`` set, every endpoint but the liveness and readiness probes needs it
+as a bearer token (``security/management.py``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from discovery.lane import lane_of
@@ -23,6 +26,7 @@ from gateway.management import shapes
 from gateway.management.view import ManagementView
 from gateway.observability.observer import RequestObserver
 from gateway.routing.route import RouteUri
+from gateway.security.management import OPEN_PATHS, BearerToken
 from resilience.picker import InstancePicker
 
 GATEWAY_KEY = web.AppKey("gateway", ManagementView)
@@ -59,7 +63,13 @@ def _json(data: Any, status: int = 200) -> web.Response:
     )
 
 
-_PHRASES = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Conflict"}
+_PHRASES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    409: "Conflict",
+}
 
 
 def _error(status: int, message: str, path: str) -> web.Response:
@@ -305,8 +315,35 @@ async def prometheus(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+def bearer_middleware(token: BearerToken) -> Middleware:
+    """Every request needs the token, but those the router sends to an open probe. The
+    exemption follows the route that matched, not the path's text, so no spelling of another
+    path (or an unknown one: 401, not 404) gets through without it."""
+
+    @web.middleware
+    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        resource = request.match_info.route.resource
+        if resource is not None and resource.canonical in OPEN_PATHS:
+            return await handler(request)
+        authorization = request.headers.get("Authorization")
+        if token.admits(authorization):
+            return await handler(request)
+        challenge = 'Bearer realm="meshgate"'
+        if authorization is None:
+            message = "a bearer token is required (Authorization: Bearer <token>)"
+        else:
+            challenge += ', error="invalid_token"'
+            message = "the bearer token is not valid"
+        response = _error(401, message, request.path)
+        response.headers["WWW-Authenticate"] = challenge
+        return response
+
+    return authenticate
+
+
 def build_management_app(gateway: ManagementView) -> web.Application:
-    app = web.Application()
+    token = gateway.settings.management_token
+    app = web.Application(middlewares=[bearer_middleware(BearerToken(token))] if token else [])
     app[GATEWAY_KEY] = gateway
     app.router.add_get("/actuator/health", health)
     app.router.add_get("/actuator/health/liveness", liveness)

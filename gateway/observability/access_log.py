@@ -40,8 +40,8 @@ __all__ = ["AccessLog", "AccessTuple", "TextSink", "format_record"]
 logger = logging.getLogger(__name__)
 
 #: ``(start_time, request_id, route_id, method, path, status, duration, upstream, bytes_in,
-#: bytes_out, client, trace_id, span_id, lane, lane_fallback)`` — what :meth:`AccessLog.record`
-#: queues.
+#: bytes_out, client, trace_id, span_id, lane, lane_fallback, principal)`` — what
+#: :meth:`AccessLog.record` queues.
 AccessTuple = tuple[
     float,
     str,
@@ -58,6 +58,7 @@ AccessTuple = tuple[
     str | None,
     str | None,
     bool,
+    str | None,
 ]
 
 #: The JSON fields of a line, in order.
@@ -77,12 +78,13 @@ FIELDS: Final = (
     "spanId",
     "lane",
     "laneFallback",
+    "principal",
 )
 
 _LINE: Final = (
     '{"time":"%s.%03d+00:00","requestId":%s,"route":%s,"method":%s,"path":%s,"status":%d,'
     '"durationMs":%.3f,"upstream":%s,"bytesIn":%d,"bytesOut":%d,"client":%s,"traceId":%s,'
-    '"spanId":%s,"lane":%s,"laneFallback":%s}\n'
+    '"spanId":%s,"lane":%s,"laneFallback":%s,"principal":%s}\n'
 )
 
 
@@ -121,6 +123,7 @@ def format_record(record: AccessTuple) -> str:
         span_id,
         lane,
         lane_fallback,
+        principal,
     ) = record
     enc = encode_basestring_ascii
     try:
@@ -154,6 +157,7 @@ def format_record(record: AccessTuple) -> str:
             "null" if span_id is None else enc(span_id),
             "null" if lane is None else enc(lane),
             "true" if lane_fallback is True else "false",
+            "null" if principal is None else enc(principal),
         )
     except Exception:
         return _format_fallback(record)
@@ -279,11 +283,13 @@ class AccessLog:
         span_id: str | None,
         lane: str | None = None,
         lane_fallback: bool = False,
+        principal: str | None = None,
     ) -> None:
         """Queue one request's line. ``start_time`` is ``time.time()`` at request start,
         ``duration`` is in seconds; ``lane``: the lane of the instance the request went to
         (None: no discovered instance), ``lane_fallback``: its own lane had none, so stable
-        took it. Never blocks, never formats, never raises."""
+        took it; ``principal``: who an authentication filter found the client to be (None:
+        not authenticated). Never blocks, never formats, never raises."""
         if not self._accepting:
             return
         queue = self._queue
@@ -308,6 +314,7 @@ class AccessLog:
                 span_id,
                 lane,
                 lane_fallback,
+                principal,
             )
         )
         if n == self._wake_at:

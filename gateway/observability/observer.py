@@ -72,11 +72,12 @@ class RequestObserver:
                 upstream,
                 bytes_in,
                 bytes_out,
-                exchange.client_host,
+                exchange.client_address,
                 trace_id,
                 span_id,
                 lane,
                 exchange.lane_fallback,
+                exchange.principal,
             )
         if self.tracing is not None:
             self.tracing.server_end(exchange, status, time.time_ns())

@@ -1,4 +1,11 @@
-"""SCG's ``RemoteAddr`` predicate: the client address lies in one of a list of networks."""
+"""SCG's ``RemoteAddr`` predicate: the client address lies in one of a list of networks.
+
+The client address is the request's one resolved address (``Exchange.client_address``). With
+no ``GATEWAY_TRUSTED_PROXIES`` that is the socket peer, as SCG's default resolver reads it;
+with trusted proxies it is the client they name in ``X-Forwarded-For``
+(``security/client_address.py``), so a route's networks and the access log, rate-limit keys
+and ``IpFilter`` agree on who the client is. ``XForwardedRemoteAddr`` keeps SCG's own reading
+of the header (its last entry, whoever sent it)."""
 
 from __future__ import annotations
 
@@ -32,7 +39,7 @@ class RemoteAddrPredicate(Predicate):
         self.networks = networks
 
     def test(self, exchange: Exchange) -> bool:
-        address = client_address(exchange.client_host)
+        address = client_address(exchange.client_address)
         if address is None:
             return False
         # `in` is False across IP versions, as Netty's subnet rule is.

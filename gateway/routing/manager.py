@@ -67,6 +67,7 @@ def instances_of(config: GatewayConfig) -> dict[str, list[ServiceInstance]]:
                 secure=d.secure,
                 weight=d.weight,
                 metadata=dict(d.metadata),
+                tls_server_name=d.tls_server_name,
             )
             for d in defs
         ]

@@ -318,12 +318,14 @@ async def test_access_log_is_one_json_line_per_request(tmp_path: Path, enabled: 
         assert set(first) == {
             "time", "requestId", "route", "method", "path", "status", "durationMs", "upstream",
             "bytesIn", "bytesOut", "client", "traceId", "spanId", "lane", "laneFallback",
+            "principal",
         }  # fmt: skip
         assert first["route"] == "all"
         assert first["status"] == 200
         assert first["client"] == "127.0.0.1"
         assert first["upstream"] == f"127.0.0.1:{upstream.port}"
         assert first["bytesOut"] > 0
+        assert first["principal"] is None  # no authentication filter on the route
     finally:
         await asyncio.to_thread(gateway.stop)
         await upstream.runner.cleanup()

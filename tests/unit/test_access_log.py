@@ -61,6 +61,7 @@ def rec(**overrides: Any) -> AccessTuple:
         "span_id": "00f067aa0ba902b7",
         "lane": "canary",
         "lane_fallback": False,
+        "principal": "billing",
     }
     values.update(overrides)
     return tuple(values.values())
@@ -112,6 +113,7 @@ def test_line_has_exactly_the_fields_with_their_types() -> None:
         "spanId": "00f067aa0ba902b7",
         "lane": "canary",
         "laneFallback": False,
+        "principal": "billing",
     }
     for name in ("status", "bytesIn", "bytesOut"):
         assert type(entry[name]) is int
@@ -122,6 +124,12 @@ def test_duration_is_a_float_even_when_whole() -> None:
     entry = json.loads(format_record(rec(duration=2.0)))
     assert entry["durationMs"] == 2000.0
     assert type(entry["durationMs"]) is float
+
+
+def test_no_principal_is_null() -> None:
+    entry = json.loads(format_record(rec(principal=None)))
+    assert entry["principal"] is None
+    assert list(entry) == list(FIELDS)
 
 
 def test_lane_fallback_is_a_json_boolean() -> None:

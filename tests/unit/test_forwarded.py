@@ -7,6 +7,7 @@ from gateway.exchange import ORIGINAL_PATHS, Exchange, Request, Target
 from gateway.forwarded import ForwardedHeaders, forwarded_prefix
 from gateway.forwarder import Forwarder
 from gateway.headers import Headers
+from gateway.security.proxies import TrustedProxies, trusted_proxies
 
 
 def exchange(
@@ -38,6 +39,12 @@ def apply(
     return out
 
 
+def trusting(rule: str) -> ForwardedHeaders:
+    proxies: TrustedProxies | None = trusted_proxies(rule)
+    assert proxies is not None
+    return ForwardedHeaders(proxies.trusts)
+
+
 SPOOF = [(b"X-Forwarded-For", b"1.2.3.4"), (b"Forwarded", b"for=1.2.3.4"), (b"X-Keep", b"k")]
 
 
@@ -53,14 +60,14 @@ def test_untrusted_client_cannot_forge_its_address() -> None:
 
 
 def test_trusted_proxy_values_are_appended_to() -> None:
-    out = apply(ForwardedHeaders(r"10\.0\.0\.\d+"), exchange(), SPOOF)
+    out = apply(trusting(r"10\.0\.0\.\d+"), exchange(), SPOOF)
     # X-Forwarded-* joined as SCG joins them (no space); RFC 7239's ", " for Forwarded.
     assert out["X-Forwarded-For"] == "1.2.3.4,10.0.0.9"
     assert out["Forwarded"].startswith("for=1.2.3.4, for=")
 
 
 def test_a_trusted_proxys_prefix_is_kept_and_appended_to() -> None:
-    trusted = ForwardedHeaders(r"10\.0\.0\.\d+")
+    trusted = trusting(r"10\.0\.0\.\d+")
     proxied = [(b"X-Forwarded-Prefix", b"/edge"), (b"X-Forwarded-Proto", b"https")]
     out = apply(trusted, exchange(), proxied)
     assert (out["X-Forwarded-Prefix"], out["X-Forwarded-Proto"]) == ("/edge", "https,http")

@@ -303,7 +303,7 @@ def test_bad_port(errors_of: Check) -> None:
         (
             "{host: h, port: 80, prot: 1}",
             "unknown key 'prot' (did you mean port?); "
-            "allowed: host, port, secure, weight, metadata, id",
+            "allowed: host, port, secure, tls-server-name, weight, metadata, id",
         ),
     ],
 )

@@ -134,8 +134,11 @@ def test_bad_values_name_the_property() -> None:
 
 def test_server_ssl_is_refused_rather_than_served_in_plain_text() -> None:
     [message] = errors("server.ssl: {key-store: ks.p12}\nspring.application.name: x\n")
-    assert message.startswith("app.yml: server.ssl: TLS is not available yet")
+    assert message.startswith("app.yml: server.ssl: the proxy port's TLS is set with ")
+    assert "GATEWAY_TLS_CERT_FILE" in message and "GATEWAY_TLS_KEY_FILE" in message
     read("server.ssl.enabled: false\n")
+    [message] = errors("management.server.ssl.enabled: true\n")
+    assert message.startswith("app.yml: management.server.ssl.enabled: the management port ")
 
 
 def test_webmvc_properties_are_refused_with_the_reason() -> None:

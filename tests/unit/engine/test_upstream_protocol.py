@@ -19,7 +19,7 @@ HEAD = b"GET / HTTP/1.1\r\nHost: up\r\n\r\n"
 
 def upstream() -> tuple[UpstreamProtocol, FakeTransport, Owner]:
     owner = Owner()
-    conn = UpstreamProtocol(owner, ("up", 80, False))
+    conn = UpstreamProtocol(owner, ("up", 80, False, None))
     return conn, connect(conn), owner
 
 

@@ -93,6 +93,13 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         {"redis-rate-limiter.replenishRate": "0"},
         "redis-rate-limiter.replenishRate",
     ),
+    ("ApiKey", {"keys-file": "/nonexistent/api-keys.txt"}, "keys-file"),
+    ("ApiKey", {"consul-key": "k", "header": "X Key"}, "header"),
+    ("BasicAuth", {"htpasswd-file": "/nonexistent/htpasswd"}, "htpasswd-file"),
+    ("JwtAuth", {"jwks-uri": "https://idp/jwks", "algorithms": "none"}, "algorithms"),
+    ("JwtAuth", {"jwks-uri": "https://idp/jwks", "leeway": "1h"}, "leeway"),
+    ("IpFilter", {"action": "maybe", "sources": ["10.0.0.0/8"]}, "action"),
+    ("IpFilter", {"action": "allow", "sources": ["10.0.0.300"]}, "sources"),
 ]
 
 

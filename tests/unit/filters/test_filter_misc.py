@@ -252,6 +252,7 @@ def test_catalog_is_complete_and_fresh() -> None:
         "StripPrefix", "Retry", "CircuitBreaker", "FallbackHeaders",
         "LocalResponseCache", "CacheRequestBody", "RemoveJsonAttributesResponseBody",
         "Lane", "LaneSplit", "LaneStrict", "RequestRateLimiter", "Mirror",
+        "ApiKey", "BasicAuth", "IpFilter", "JwtAuth",
     }  # fmt: skip
     first = builtin_filters()
     assert set(first) == expected

@@ -166,7 +166,7 @@ def test_the_empty_key_status_and_the_refusal_status_can_be_set() -> None:
     assert call(limiter, keyed()).status == 503
 
 
-def test_the_principal_resolver_is_the_default_and_empty_until_authentication() -> None:
+def test_the_principal_resolver_is_the_default_and_empty_without_authentication() -> None:
     factory, _ = local()
     limiter = build({"redis-rate-limiter.replenishRate": 1}, factory=factory)
     response = call(limiter, keyed("k1"))
