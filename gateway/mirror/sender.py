@@ -15,6 +15,7 @@ cancellation, counts it and logs it, at most once per ``LOG_EVERY`` seconds.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import re
@@ -66,7 +67,7 @@ CLOSE_WAIT = 1.0
 HeadBuilder = Callable[[Exchange, Destination], bytes]
 Instances = Callable[[str], Sequence[Destination]]
 
-_DROPPED_REQUEST_FIELDS = frozenset({b"host", b"x-mirror"})
+_DROPPED_FIELDS = frozenset({b"host", b"x-mirror"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +195,11 @@ class Mirrors:
         try:
             self._launch(channel, exchange, tee, response)
         except Exception:
-            self._log.log(logging.ERROR, "mirror copy not launched", exc_info=True)
+            # Nothing was counted for this copy yet: every count in _launch ends it.
+            channel.stats.request(FAILED)
+            self._log.log(
+                logging.ERROR, "mirror to %s broke down", channel.spec.uri.raw, exc_info=True
+            )
 
     def _launch(
         self,
@@ -214,58 +219,65 @@ class Mirrors:
         if self.inflight >= self.limits.max_inflight:
             stats.request(DROPPED_INFLIGHT)
             return
-        target: Destination | None = None
+        comparing = channel.spec.compare
+        try:
+            target = channel.destination()
+        except NoInstancesAvailable as exc:
+            stats.request(FAILED)
+            self._log.log(logging.WARNING, "mirror to %s failed: %s", channel.spec.uri.raw, exc)
+            if comparing is not None:
+                stats.incomparable(NotComparable.SHADOW_FAILED)
+            return
+        head = self._copy_head(exchange, tee, target)
+        request = exchange.request
+        head_request = request.method == "HEAD"
+        sink = self._sink
         if (
-            self._sink is not None
-            and channel.spec.compare is None
+            sink is not None
+            and comparing is None
+            and not target.secure
             and (tee is None or tee.state is TeeState.COMPLETE)
         ):
             # The common case: a copy only counted, its body (if any) already whole.
-            try:
-                target = channel.destination()
-            except NoInstancesAvailable as exc:
-                stats.request(FAILED)
-                self._log.log(logging.WARNING, "mirror to %s failed: %s", channel.spec.uri.raw, exc)
-                return
-            if not target.secure:
-                self._sink_copy(self._sink, channel, exchange, tee, target)
-                return
+            sink.send(
+                target.host,
+                target.port,
+                head,
+                _framed(tee),
+                head_request=head_request,
+                timeout=self.limits.timeout,
+                done=partial(self._sunk, channel),
+            )
+            return
         loop = asyncio.get_running_loop()
-        copy, host = _snapshot(exchange)
         primary: _Primary | None = None
-        if channel.spec.compare is not None and response is not None:
+        if comparing is not None and response is not None:
             primary = _Primary(response, self.limits.max_body)
         deadline = loop.time() + self.limits.timeout
-        task = loop.create_task(
-            self._run(channel, copy, host, tee, primary, response is None, deadline, target)
-        )
+        copy = _Copy(request.method, request.path, head, head_request, target, tee)
+        task = loop.create_task(self._run(channel, copy, primary, response is None, deadline))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _run(
         self,
         channel: RouteMirror,
-        copy: Exchange,
-        host: str | None,
-        tee: BodyTee | None,
+        copy: _Copy,
         primary: _Primary | None,
         primary_failed: bool,
         deadline: float,
-        target: Destination | None,
     ) -> None:
         stats = channel.stats
         comparing = channel.spec.compare
         counted = False
         try:
-            if tee is not None and not await _whole(tee, deadline):
+            if copy.tee is not None and not await _whole(copy.tee, deadline):
                 counted = True
                 stats.request(SKIPPED_BODY)
                 return
             try:
                 async with asyncio.timeout_at(deadline):
-                    shadow = await self._send(
-                        channel, copy, host, tee, comparing is not None, target
-                    )
+                    shadow = await self._send(copy, comparing is not None)
             except (TimeoutError, UpstreamTimeout):
                 counted = True
                 stats.request(TIMEOUT)
@@ -293,8 +305,7 @@ class Mirrors:
             if isinstance(answer, NotComparable):
                 stats.incomparable(answer)
                 return
-            request = copy.request
-            stats.compared(request.method, request.path, compare(comparing, answer, shadow))
+            stats.compared(copy.method, copy.path, compare(comparing, answer, shadow))
         except asyncio.CancelledError:
             raise  # shutdown
         except Exception:
@@ -304,38 +315,31 @@ class Mirrors:
                 logging.ERROR, "mirror to %s broke down", channel.spec.uri.raw, exc_info=True
             )
 
-    async def _send(
-        self,
-        channel: RouteMirror,
-        copy: Exchange,
-        host: str | None,
-        tee: BodyTee | None,
-        keep: bool,
-        target: Destination | None,
-    ) -> Answer | None:
+    async def _send(self, copy: _Copy, keep: bool) -> Answer | None:
         """The shadow's answer, its body whole when ``keep`` (None: over ``max_body``, the
         connection then closed); without ``keep`` the body is read and dropped, so the
-        connection can be reused. ``target``: the shadow, when already chosen."""
-        if target is None:
-            target = channel.destination()
+        connection can be reused."""
+        target = copy.target
+        tee = copy.tee
         length = tee.length if tee is not None else None
-        head = self._copy_head(copy, host, target, tee, length)
-        head_request = copy.request.method == "HEAD"
         pool = self._pool
         # A reused keep-alive connection may have just been closed by the shadow: once more on
         # a fresh one (the copy's body is all in memory, so it can be sent again).
+        server_name = target.tls_server_name
         for attempt in (0, 1):
-            conn = pool.take(target.host, target.port, target.secure)
+            conn = pool.take(target.host, target.port, target.secure, server_name)
             reused = conn is not None
             if conn is None:
-                conn = await pool.connect(target.host, target.port, target.secure)
+                conn = await pool.connect(
+                    target.host, target.port, target.secure, server_name=server_name
+                )
             body = KeptBody(tee.chunks, length) if tee is not None else None
             try:
                 response = await conn.send(
-                    head,
+                    copy.head,
                     body,
                     chunked=body is not None and length is None,
-                    head_request=head_request,
+                    head_request=copy.head_request,
                     upgrade=False,
                     response_timeout=self.limits.timeout,
                 )
@@ -352,57 +356,19 @@ class Mirrors:
             return Answer(response.status, tuple(response.headers.raw), data)
         raise AssertionError("unreachable")
 
-    def _copy_head(
-        self,
-        copy: Exchange,
-        host: str | None,
-        target: Destination,
-        tee: BodyTee | None,
-        length: int | None,
-    ) -> bytes:
-        """The copy's upstream head: the primary's fields, a shadow Host and ``X-Mirror``; its
-        body framing follows ``length`` (None: chunked)."""
-        authority = shadow_host(host if host is not None else target.authority)
-        copy.request.headers.raw.insert(0, (b"Host", authority.encode("latin-1")))
-        copy.request.headers.raw.append((b"X-Mirror", b"true"))
-        if tee is not None:
-            copy.body = KeptBody(tee.chunks, length)
-        return self._head(copy, target)
-
-    def _sink_copy(
-        self,
-        sink: SinkPool,
-        channel: RouteMirror,
-        exchange: Exchange,
-        tee: BodyTee | None,
-        target: Destination,
-    ) -> None:
-        body: Sequence[bytes] = ()
-        length: int | None = None
-        if tee is not None:
-            # Framed as the primary got it: with its length, or chunked as the client sent it.
-            length = tee.length
-            body = tee.chunks if length is not None else [*map(chunk, tee.chunks), LAST_CHUNK]
+    def _copy_head(self, exchange: Exchange, tee: BodyTee | None, target: Destination) -> bytes:
+        """The copy's upstream head: the primary's fields, a shadow Host, ``X-Mirror: true``,
+        and the body's framing (its length, or chunked as the client sent it)."""
         request = exchange.request
         host = request.headers.get("host") if exchange.preserve_host else None
         authority = shadow_host(host if host is not None else target.authority)
         head = exchange.upstream_head
         if head is not None and exchange.body is tee:
-            # What the primary was sent (the same fields, framing and body), re-addressed.
-            head = readdress(head, authority.encode("latin-1"))
-        else:
-            # The primary sent nothing, or an inner filter replaced the body the tee kept.
-            copy, host = _snapshot(exchange)
-            head = self._copy_head(copy, host, target, tee, length)
-        sink.send(
-            target.host,
-            target.port,
-            head,
-            body,
-            head_request=request.method == "HEAD",
-            timeout=self.limits.timeout,
-            done=partial(self._sunk, channel),
-        )
+            # What the primary was sent (the same fields, framing and trace parent), re-addressed.
+            return readdress(head, authority.encode("latin-1"))
+        # The primary sent nothing (it failed first), or an inner filter replaced the body the
+        # tee kept: the head is built for the copy.
+        return self._head(_addressed_copy(exchange, authority.encode("latin-1"), tee), target)
 
     def _sunk(self, channel: RouteMirror, outcome: SinkOutcome, why: str) -> None:
         stats = channel.stats
@@ -537,32 +503,42 @@ def readdress(head: bytes, host: bytes) -> bytes:
 _MIRROR_FIELD = b"X-Mirror: true\r\n\r\n"
 
 
-def _snapshot(exchange: Exchange) -> tuple[Exchange, str | None]:
-    """The request as the primary got it, for the copy: its own header list (the client's Host
-    and X-Mirror left out: the copy writes its own), and the client's Host when the route
-    preserves it (the copy's Host is then that one, made a shadow's)."""
+def _addressed_copy(exchange: Exchange, authority: bytes, tee: BodyTee | None) -> Exchange:
+    """The exchange as the primary had it, with the copy's own header list (the shadow's Host
+    first, the client's X-Mirror left out, ours last) and the tee's body. Only to build the
+    copy's head from, at once: the rest is the primary's, shared."""
     request = exchange.request
-    host = request.headers.get("host") if exchange.preserve_host else None
-    fields = [
-        item for item in request.headers.raw if item[0].lower() not in _DROPPED_REQUEST_FIELDS
-    ]
-    # Built field by field (dataclasses.replace over every field cost three times as much):
-    # what the upstream head is written from, nothing of the primary's call state.
-    copy = Exchange(
-        Request(request.method, request.path, request.query, Headers(fields)),
-        exchange.client_host,
-        exchange.client_port,
-        exchange.server_host,
-        exchange.server_port,
-        scheme=exchange.scheme,
-        request_id=exchange.request_id,
-        original_path=exchange.original_path,
-        original_host=exchange.original_host,
-        attributes=dict(exchange.attributes),
-        preserve_host=True,  # the copy's own Host field, set when it is sent
-        lane=exchange.lane,
+    fields = [(b"Host", authority)]
+    fields += [item for item in request.headers.raw if item[0].lower() not in _DROPPED_FIELDS]
+    fields.append((b"X-Mirror", b"true"))
+    return dataclasses.replace(
+        exchange,
+        request=Request(request.method, request.path, request.query, Headers(fields)),
+        preserve_host=True,  # the Host above
+        body=KeptBody(tee.chunks, tee.length) if tee is not None else None,
     )
-    return copy, host
+
+
+@dataclass(frozen=True, slots=True)
+class _Copy:
+    """A copy that goes out as a task: what it sends, where, and what it is reported as."""
+
+    method: str
+    path: str
+    head: bytes
+    head_request: bool
+    target: Destination
+    tee: BodyTee | None
+
+
+def _framed(tee: BodyTee | None) -> Sequence[bytes]:
+    """The copy's body as written after its head: the kept chunks, re-chunked when the client
+    sent it chunked (the head says so, as the primary's did)."""
+    if tee is None:
+        return ()
+    if tee.length is not None:
+        return tee.chunks
+    return [*map(chunk, tee.chunks), LAST_CHUNK]
 
 
 async def _whole(tee: BodyTee, deadline: float) -> bool:

@@ -21,7 +21,7 @@ from gateway.extension import BuildContext
 from gateway.filters.catalog import builtin_filters
 from gateway.filters.mirror import Mirror
 from gateway.mirror.compare import CompareSpec, Difference, NotComparable
-from gateway.mirror.sender import MirrorLimits, Mirrors, RouteMirror, ThrottledLog, _snapshot
+from gateway.mirror.sender import MirrorLimits, Mirrors, RouteMirror, ThrottledLog
 from gateway.mirror.spec import MirrorSpec, MirrorUri, parse_mirror_uri, shadow_host
 from gateway.mirror.stats import KEPT_DIFFERENCES, MirrorStats
 from gateway.mirror.tee import BodyTee, TeeState
@@ -566,15 +566,17 @@ def test_a_readdressed_primary_head_is_the_copy_head_built_anew(
     ]
     exchange = make_exchange("/orders/1", "q=v", headers, method="POST")
     exchange.preserve_host = preserve_host
-    exchange.body = KeptBody([b"hello"], length)
+    tee = BodyTee(KeptBody([b"hello"], length), 1000)
+    exchange.body = tee
     primary = Target("10.0.0.1", 8000)
     shadow = Target("10.0.0.2", 9000)
     authority = shadow_host("shop.example" if preserve_host else shadow.authority)
 
-    copy, host = _snapshot(exchange)
-    copy.body = KeptBody([b"hello"], length)
-    built = mirrors._copy_head(copy, host, shadow, None, length)  # the full path's head
-    readdressed = readdress(forwarder.head(exchange, primary), authority.encode())
+    # The head built for the copy (the primary sent nothing), and the primary's re-addressed.
+    built = mirrors._copy_head(exchange, tee, shadow)
+    exchange.upstream_head = forwarder.head(exchange, primary)
+    readdressed = mirrors._copy_head(exchange, tee, shadow)
+    assert readdressed == readdress(exchange.upstream_head, authority.encode())
 
     line, fields = _fields(readdressed)
     built_line, built_fields = _fields(built)
