@@ -150,9 +150,23 @@ def definition_object(definition: RouteDefinition, *, posted: bool = False) -> d
     }
 
 
+# Arguments that are secrets: shown masked, never as written (the management port may be
+# read by more people than the route file).
+SECRET_ARGS: dict[str, frozenset[str]] = {"JwtAuth": frozenset({"secret"})}
+MASK = "******"
+
+
 def _entry_object(entry: PredicateDefinition | FilterDefinition) -> dict[str, Any]:
     written = entry.written if entry.written is not None else entry.args
-    return {"args": spring_args(written), "name": entry.name}
+    args = spring_args(written)
+    secret = SECRET_ARGS.get(entry.name)
+    if secret:
+        args = {k: MASK if _relaxed(k) in secret else v for k, v in args.items()}
+    return {"args": args, "name": entry.name}
+
+
+def _relaxed(name: str) -> str:
+    return name.replace("-", "").replace("_", "").lower()
 
 
 def spring_args(args: Mapping[str, Any]) -> dict[str, str]:
