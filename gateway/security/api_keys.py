@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Protocol
 
 from gateway.errors import ConfigError
+from gateway.security.files import read_text_file
 
 _HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
 # A principal goes into logs and rate-limit keys: visible characters, no separator.
@@ -94,13 +95,7 @@ def parse_api_keys(text: str, source: str) -> ApiKeySet:
 
 def read_api_keys(path: str | Path) -> ApiKeySet:
     """A keys file, read now (a route's build reads it, so a reload re-reads it)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"not UTF-8 text ({exc.reason})", str(path)) from exc
-    except OSError as exc:
-        raise ConfigError(f"cannot read it: {exc.strerror or exc}", str(path)) from exc
-    return parse_api_keys(text, str(path))
+    return parse_api_keys(read_text_file(path), str(path))
 
 
 class KeySetView(Protocol):

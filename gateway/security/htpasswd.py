@@ -24,6 +24,7 @@ from pathlib import Path
 import bcrypt
 
 from gateway.errors import ConfigError
+from gateway.security.files import read_text_file
 
 FORMAT = "user:bcrypt-hash"
 _BCRYPT = re.compile(r"\$2[aby]\$(?P<cost>\d{2})\$[./A-Za-z0-9]{53}")
@@ -111,10 +112,4 @@ def parse_htpasswd(text: str, source: str) -> Htpasswd:
 
 def read_htpasswd(path: str | Path) -> Htpasswd:
     """An htpasswd file, read now (a route's build reads it, so a reload re-reads it)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"not UTF-8 text ({exc.reason})", str(path)) from exc
-    except OSError as exc:
-        raise ConfigError(f"cannot read it: {exc.strerror or exc}", str(path)) from exc
-    return parse_htpasswd(text, str(path))
+    return parse_htpasswd(read_text_file(path), str(path))
