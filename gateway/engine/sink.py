@@ -221,7 +221,8 @@ class _SinkConnection(asyncio.Protocol):
         self.origin = origin
         self.loop = loop
         self.transport: asyncio.Transport | None = None
-        self._parser = httptools.HttpResponseParser(self)
+        # None once the connection is gone (its callbacks are bound to this protocol).
+        self._parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
         self._copy: _Copy | None = None
         self._reused = False
         self._got_bytes = False
@@ -283,6 +284,7 @@ class _SinkConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._parser = None
         copy = self._copy
         if copy is None:
             return
@@ -300,8 +302,11 @@ class _SinkConnection(asyncio.Protocol):
             self.fail("bytes on an idle connection")  # a confused peer: done with it
             return
         self._got_bytes = True
+        parser = self._parser
+        if parser is None:
+            return  # closed
         try:
-            self._parser.feed_data(data)
+            parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self.fail("shadow switched protocols")
         except httptools.HttpParserError as exc:
@@ -309,13 +314,15 @@ class _SinkConnection(asyncio.Protocol):
 
     # -- httptools callbacks -----------------------------------------------------------------------
     def on_headers_complete(self) -> None:
-        status = self._parser.get_status_code()
+        parser = self._parser
+        assert parser is not None  # it is calling us
+        status = parser.get_status_code()
         if 100 <= status < 200:
             if status == 101:
                 self.fail("shadow switched protocols unasked")
             return  # 100 Continue / 103 Early Hints: the final answer follows
         self._final = True
-        self._keep_alive = bool(self._parser.should_keep_alive())
+        self._keep_alive = bool(parser.should_keep_alive())
         copy = self._copy
         if copy is not None and copy.head_request:
             # llhttp would wait for Content-Length bytes after a HEAD: a fresh parser, and the

@@ -74,7 +74,8 @@ class UpstreamProtocol(asyncio.Protocol):
         self._owner = owner
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
-        self._parser = httptools.HttpResponseParser(self)
+        # None once the connection is gone (see connection_lost).
+        self._parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
         self._future: asyncio.Future[Response] | None = None
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: StreamBody | None = None
@@ -107,6 +108,9 @@ class UpstreamProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        # The parser's callbacks are bound to this protocol: dropped, the connection (with a
+        # TLS transport's buffers) is freed by reference counting, not at a full collection.
+        self._parser = None
         self._clear_deadline()
         self._owner.forget(self)
         if self._tunnel is not None:
@@ -240,6 +244,8 @@ class UpstreamProtocol(asyncio.Protocol):
         self._got_bytes = True
         self._last_read = self.loop.time()
         parser = self._parser
+        if parser is None:
+            return  # closed
         try:
             parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -256,6 +262,7 @@ class UpstreamProtocol(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         parser = self._parser
+        assert parser is not None  # it is calling us
         status = parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             self._interim = True  # 100 Continue / 103 Early Hints: wait for the final answer
@@ -310,6 +317,9 @@ class UpstreamProtocol(asyncio.Protocol):
         self._clear_deadline()
         body = self._body
         if body is not None:
+            # Let go of it: a pooled connection must not keep the last response's reader (and
+            # through it a client connection) alive until its next request.
+            self._body = None
             body.feed_end()
         self._maybe_release()
 
