@@ -6,6 +6,11 @@ from pathlib import Path
 from typing import Any
 
 RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
+# A candidate named <base>-tls is <base> terminating TLS; JWT_VARIANT is JWT_BASE with JwtAuth.
+TLS_SUFFIX = "-tls"
+JWT_VARIANT, JWT_BASE = "meshgate-1w-typical-jwt", "meshgate-1w-typical"
+TLS_TARGET = 0.80  # meshgate over TLS, keep-alive: at least this share of its plain req/s
+JWT_TARGET = 0.10  # JwtAuth: at most this share of typical's CPU per request
 
 
 def _ratio(value: float | None, base: float | None) -> str:
@@ -19,6 +24,60 @@ def _row_for(summary: list[dict[str, Any]], workload: str, candidate: str) -> di
         if row["workload"] == workload and row["candidate"] == candidate:
             return row
     return None
+
+
+def _pct(value: float, base: float) -> str:
+    return f"{(value / base - 1) * 100:+.1f} %"
+
+
+def security_lines(summary: list[dict[str, Any]]) -> list[str]:
+    """The price of TLS termination and of JwtAuth, each candidate against itself without it,
+    as ratios of figures measured in the same run."""
+    lines: list[str] = []
+    names = list(dict.fromkeys(row["candidate"] for row in summary))
+    workloads = list(dict.fromkeys(row["workload"] for row in summary))
+    tls = [n for n in names if n.endswith(TLS_SUFFIX) and n.removesuffix(TLS_SUFFIX) in names]
+    measured = [w for w in workloads if any(_row_for(summary, w, n) for n in tls)]
+    if tls and measured:
+        lines += [
+            f"**TLS termination**: each candidate over TLS ÷ itself over plain HTTP (req/s; "
+            f"CPU µs/req), same certificate, TLS 1.2/1.3 with ECDHE; *new-conn* is a full "
+            f"handshake per request. Target: meshgate on keep-alive connections ≥ "
+            f"{TLS_TARGET:.2f}× its own plain-HTTP req/s.",
+            "",
+            "| TLS ÷ plain | " + " | ".join(measured) + " |",
+            "|---|" + "---|" * len(measured),
+        ]
+        for name in tls:
+            base = name.removesuffix(TLS_SUFFIX)
+            cells = []
+            for workload in measured:
+                row, plain = _row_for(summary, workload, name), _row_for(summary, workload, base)
+                if row is None or plain is None:
+                    cells.append("–")
+                    continue
+                cells.append(
+                    f"{_ratio(row['rps'], plain['rps'])} ({row['rps']:.0f} ÷ {plain['rps']:.0f}"
+                    f" req/s; CPU {_ratio(row['cpu_us'], plain['cpu_us'])})"
+                )
+            lines.append(f"| {name} ÷ {base} | " + " | ".join(cells) + " |")
+        lines.append("")
+    for workload in workloads:
+        jwt = _row_for(summary, workload, JWT_VARIANT)
+        typical = _row_for(summary, workload, JWT_BASE)
+        if jwt is None or typical is None or not jwt["cpu_us"] or not typical["cpu_us"]:
+            continue
+        lines += [
+            f"**JwtAuth** (RS256, a configured public key, the same valid token on every "
+            f"request; {workload}): {JWT_VARIANT} {jwt['cpu_us']:.1f} CPU µs/req ÷ "
+            f"{JWT_BASE}'s {typical['cpu_us']:.1f}: {_ratio(jwt['cpu_us'], typical['cpu_us'])} "
+            f"({_pct(jwt['cpu_us'], typical['cpu_us'])}; target ≤ +{JWT_TARGET * 100:.0f} %); "
+            f"req/s {_ratio(jwt['rps'], typical['rps'])} "
+            f"({jwt['rps']:.0f} ÷ {typical['rps']:.0f}).",
+            "",
+        ]
+        break
+    return lines
 
 
 def markdown(result: dict[str, Any], chart: Path | None) -> str:
@@ -63,6 +122,7 @@ def markdown(result: dict[str, Any], chart: Path | None) -> str:
                 f" | {f'{peak / 1024**2:.0f}' if peak else '–'} | {row['errors']} |"
             )
         lines.append("")
+    lines += security_lines(summary)
     transfer = result.get("transfer") or {}
     if transfer:
         lines += [

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import layers, micro, report
+from bench.credentials import bearer_token, server_tls
 from bench.procs import CpuMeter, peak_rss_bytes, rss_bytes, tree
 from bench.stack import Service, Stack, minimal_routes, typical_routes
 from bench.wrk import WrkResult, run_wrk
@@ -35,6 +36,11 @@ class Workload:
     path: str
     connections: int
     script: str | None = None
+    # Sent on every request, with the candidate's own (``Service.headers``).
+    headers: tuple[tuple[str, str], ...] = ()
+    # Measured only for these candidates (by name) and those that name this workload in
+    # ``Service.workloads``; empty: for every candidate that doesn't restrict itself.
+    candidates: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +58,26 @@ SMALL_50 = Workload("small c=50", "/", 50)
 SMALL_200 = Workload("small c=200", "/", 200)
 BODY_64K = Workload("64 KiB c=50", "/64k", 50)
 UPLOAD_1M = Workload("1 MiB POST c=50", "/upload", 50, "upload.lua")
+# Every request on a new connection (the client asks the server to close after the response):
+# over TLS, a full handshake each. Only the TLS candidates and their plain counterparts.
+NEW_CONN = Workload(
+    "small c=50 new-conn",
+    "/",
+    50,
+    headers=(("Connection", "close"),),
+    candidates=("nginx", "meshgate-1w-minimal"),
+)
 
-WORKLOADS = {"small50": SMALL_50, "small200": SMALL_200, "64k": BODY_64K, "upload": UPLOAD_1M}
+WORKLOADS = {
+    "small50": SMALL_50,
+    "small200": SMALL_200,
+    "64k": BODY_64K,
+    "upload": UPLOAD_1M,
+    "newconn": NEW_CONN,
+}
 
-FULL = Plan(3, 10, 3, (20, 20), (SMALL_50, SMALL_200, BODY_64K, UPLOAD_1M), 1024**3)
-QUICK = Plan(1, 3, 1, (8,), (SMALL_50, BODY_64K), 256 * 1024**2, 2_000)
+FULL = Plan(3, 10, 3, (20, 20), (SMALL_50, SMALL_200, BODY_64K, UPLOAD_1M, NEW_CONN), 1024**3)
+QUICK = Plan(1, 3, 1, (8,), (SMALL_50, BODY_64K, NEW_CONN), 256 * 1024**2, 2_000)
 
 UPLOAD_SCRIPT = """
 wrk.method = "POST"
@@ -78,11 +99,28 @@ class Measurement:
     cpu_us_per_request: float | None
 
 
+def runs(service: Service, workload: Workload) -> bool:
+    """Whether ``service`` is measured on ``workload``: a candidate that names its workloads
+    runs those; any other, every workload that names no candidates or names it."""
+    if service.workloads:
+        return workload.name in service.workloads
+    return not workload.candidates or service.name in workload.candidates
+
+
+def request_headers(service: Service, workload: Workload) -> dict[str, str]:
+    return {**dict(workload.headers), **service.headers}
+
+
+def _script(workload: Workload, work: Path) -> Path | None:
+    if not workload.script:
+        return None
+    script = work / workload.script
+    script.write_text(UPLOAD_SCRIPT)
+    return script
+
+
 def measure(service: Service, workload: Workload, plan: Plan, work: Path) -> Measurement:
-    script = None
-    if workload.script:
-        script = work / workload.script
-        script.write_text(UPLOAD_SCRIPT)
+    script = _script(workload, work)
     meter = CpuMeter(service.process.pid)
     meter.start()
     result: WrkResult = run_wrk(
@@ -90,6 +128,7 @@ def measure(service: Service, workload: Workload, plan: Plan, work: Path) -> Mea
         connections=workload.connections,
         duration_s=plan.duration_s,
         script=script,
+        headers=request_headers(service, workload),
     )
     cpu = meter.stop()
     proxied = service.name != "direct"
@@ -108,17 +147,15 @@ def measure(service: Service, workload: Workload, plan: Plan, work: Path) -> Mea
 
 def warm_up(service: Service, plan: Plan, work: Path) -> None:
     durations = plan.scg_warmup if service.name == "scg" else (plan.warmup_s,)
+    workloads = [workload for workload in plan.workloads if runs(service, workload)]
     for seconds in durations:
-        for workload in plan.workloads:
-            script = None
-            if workload.script:
-                script = work / workload.script
-                script.write_text(UPLOAD_SCRIPT)
+        for workload in workloads:
             run_wrk(
                 service.base_url + workload.path,
                 connections=workload.connections,
-                duration_s=max(1.0, seconds / len(plan.workloads)),
-                script=script,
+                duration_s=max(1.0, seconds / len(workloads)),
+                script=_script(workload, work),
+                headers=request_headers(service, workload),
             )
 
 
@@ -296,6 +333,48 @@ def traffic_candidates(
     return out
 
 
+# The price of security (issue #15). TLS termination: each TLS candidate against its plain
+# self (nginx-tls against nginx, with the same listener policy and certificate), on keep-alive
+# connections (small and 64 KiB) and on a new connection per request. JwtAuth: `typical` with
+# one more filter on every route, RS256 against a configured public key, every request
+# carrying the same valid token.
+TLS_WORKLOADS = (SMALL_50.name, BODY_64K.name, NEW_CONN.name)
+TLS_CANDIDATES: dict[str, tuple[str, ...]] = {
+    "nginx-tls": TLS_WORKLOADS,
+    "meshgate-1w-minimal-tls": TLS_WORKLOADS,
+    "meshgate-1w-typical-tls": (SMALL_50.name,),
+}
+JWT_VARIANT = "meshgate-1w-typical-jwt"
+JWT_FILTER = "{{name: JwtAuth, args: {{public-key-file: '{key}', algorithms: [RS256]}}}}"
+
+
+def security_candidates(
+    stack: Stack, wanted: Callable[[str], bool], port1: int, port2: int, work: Path
+) -> list[Service]:
+    out: list[Service] = []
+    chosen = [name for name in TLS_CANDIDATES if wanted(name)]
+    tls = server_tls(work) if chosen else None
+    for name in chosen:
+        if name == "nginx-tls":
+            service = stack.start_nginx_proxy(tls)
+        elif name == "meshgate-1w-minimal-tls":
+            service = stack.start_meshgate(name, minimal_routes(port1), 1, tls=tls)
+        else:
+            routes = typical_routes(port1, port2)
+            service = stack.start_meshgate(name, routes, 1, prefix="/svc99", tls=tls)
+        service.workloads = TLS_CANDIDATES[name]
+        out.append(service)
+    if wanted(JWT_VARIANT):
+        token = bearer_token(work, time.time())
+        extra = JWT_FILTER.format(key=token.public_key_file)
+        routes = typical_routes(port1, port2, extra)
+        service = stack.start_meshgate(JWT_VARIANT, routes, 1, prefix="/svc99")
+        service.workloads = (SMALL_50.name,)
+        service.headers = token.headers
+        out.append(service)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench")
     parser.add_argument("--quick", action="store_true", help="one short round: a smoke run")
@@ -349,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
                 candidates.append(stack.start_meshgate(name, routes, workers, prefix="/svc99"))
         candidates += observability_candidates(stack, wanted, upstream.port, port2)
         candidates += traffic_candidates(stack, wanted, upstream.port, port2)
+        candidates += security_candidates(stack, wanted, upstream.port, port2, work)
         print(f"candidates: {', '.join(c.name for c in candidates)}", flush=True)
         for service in candidates:
             print(f"warming up {service.name}", flush=True)
@@ -357,14 +437,14 @@ def main(argv: list[str] | None = None) -> int:
         for workload in plan.workloads:
             for round_no in range(plan.rounds):
                 for service in candidates:  # interleaved: A B C ... A B C ...
-                    if service.workloads and workload.name not in service.workloads:
+                    if not runs(service, workload):
                         continue
                     m = measure(service, workload, plan, work)
                     m.round = round_no
                     measurements.append(m)
                     cpu = f"{m.cpu_us_per_request:.1f} µs" if m.cpu_us_per_request else "-"
                     print(
-                        f"  {workload.name:16} r{round_no} {service.name:22} "
+                        f"  {workload.name:19} r{round_no} {service.name:22} "
                         f"{m.rps:10.0f} req/s  p99 {m.p99_ms:7.2f} ms  cpu {cpu}",
                         flush=True,
                     )

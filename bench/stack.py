@@ -6,12 +6,16 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from bench.credentials import TlsFiles
+from gateway.security.tls_server import TLS12_CIPHERS
 
 ROOT = Path(__file__).resolve().parent.parent
 SCG_JAR = ROOT / "bench" / "peers" / "scg" / "target" / "scg-peer.jar"
@@ -32,12 +36,16 @@ class Service:
     path_prefix: str = ""
     measured: bool = True
     log: Path | None = None
-    # Measured only on these workloads (by name); empty: all of them.
+    # Measured only on these workloads (by name); empty: every workload that names no
+    # candidates, or names this one (bench.run.runs).
     workloads: tuple[str, ...] = ()
+    scheme: str = "http"
+    # Sent on every request wrk makes to this candidate (a bearer token, say).
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{self.path_prefix}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{self.path_prefix}"
 
     def stop(self) -> None:
         if self.process.poll() is not None:
@@ -68,12 +76,16 @@ def _spawn(
 
 
 def wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    # The run's certificate comes from a CA nobody trusts; up is all this asks.
+    unverified = ssl.create_default_context()
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{url}: process exited ({process.returncode}):\n{log.read_text()}")
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with urllib.request.urlopen(url, timeout=2, context=unverified) as response:
                 if response.status < 500:
                     return
         except OSError:
@@ -108,15 +120,15 @@ http {{
 PROXY_CONF = """
 worker_processes 1;
 daemon off;
-pid {work}/proxy.pid;
-error_log {work}/proxy-error.log warn;
+pid {work}/{name}.pid;
+error_log {work}/{name}-error.log warn;
 events {{ worker_connections 8192; }}
 http {{
   access_log off;
   keepalive_requests 1000000;
   upstream backend {{ server 127.0.0.1:{upstream}; keepalive 256; }}
   server {{
-    listen 127.0.0.1:{port} backlog=4096;
+    listen 127.0.0.1:{port}{ssl} backlog=4096;{tls}
     client_max_body_size 2m;
     client_body_buffer_size 2m;  # keep 1 MiB uploads in memory, not in temp files
     location / {{
@@ -129,6 +141,14 @@ http {{
   }}
 }}
 """
+
+# What nginx-tls adds to the proxy's server block: meshgate's own listener policy (TLS 1.2 and
+# 1.3, ECDHE with AEAD ciphers for 1.2, OpenSSL's 1.3 suites), the same certificate.
+PROXY_TLS = """
+    ssl_certificate {cert};
+    ssl_certificate_key {key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers {ciphers};"""
 
 
 def minimal_routes(upstream_port: int) -> str:
@@ -187,14 +207,32 @@ class Stack:
         # The ceiling: wrk straight at the upstream (its CPU is the upstream's, not a proxy's).
         return Service("direct", self.upstream.port, self.upstream.process, measured=True)
 
-    def start_nginx_proxy(self) -> Service:
+    def start_nginx_proxy(self, tls: TlsFiles | None = None) -> Service:
+        """``nginx``, or with ``tls`` ``nginx-tls``: the same proxy terminating TLS."""
         assert self.upstream is not None
         port = free_port()
-        conf = self.work / "proxy.conf"
-        conf.write_text(PROXY_CONF.format(work=self.work, port=port, upstream=self.upstream.port))
-        log = self.work / "proxy.log"
+        name = "nginx-tls" if tls else "nginx"
+        stem = "proxy-tls" if tls else "proxy"
+        extra = (
+            PROXY_TLS.format(cert=tls.cert_file, key=tls.key_file, ciphers=TLS12_CIPHERS)
+            if tls
+            else ""
+        )
+        conf = self.work / f"{stem}.conf"
+        conf.write_text(
+            PROXY_CONF.format(
+                work=self.work,
+                name=stem,
+                port=port,
+                upstream=self.upstream.port,
+                ssl=" ssl" if tls else "",
+                tls=extra,
+            )
+        )
+        log = self.work / f"{stem}.log"
         process = _spawn(["nginx", "-c", str(conf), "-p", str(self.work)], log)
-        return self._started(Service("nginx", port, process, log=log))
+        scheme = "https" if tls else "http"
+        return self._started(Service(name, port, process, log=log, scheme=scheme))
 
     def start_scg(self) -> Service:
         assert self.upstream is not None
@@ -260,7 +298,9 @@ class Stack:
         workers: int,
         prefix: str = "",
         extra_env: dict[str, str] | None = None,
+        tls: TlsFiles | None = None,
     ) -> Service:
+        """A meshgate process; with ``tls`` its proxy port speaks HTTPS only."""
         port, management = free_port(), free_port()
         config = self.work / f"{name}.yml"
         config.write_text(routes)
@@ -274,8 +314,12 @@ class Stack:
             "GATEWAY_LOG_LEVEL": "WARNING",
             **(extra_env or {}),
         }
+        if tls:
+            env["GATEWAY_TLS_CERT_FILE"] = str(tls.cert_file)
+            env["GATEWAY_TLS_KEY_FILE"] = str(tls.key_file)
         process = _spawn([sys.executable, "-m", "gateway"], log, env)
-        service = Service(name, port, process, path_prefix=prefix, log=log)
+        scheme = "https" if tls else "http"
+        service = Service(name, port, process, path_prefix=prefix, log=log, scheme=scheme)
         wait_http(f"http://127.0.0.1:{management}/actuator/health/readiness", process, log)
         self.services.append(service)
         return service

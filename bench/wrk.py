@@ -1,10 +1,11 @@
-"""Running wrk and reading its report: the one piece of the benchmark with a unit test, since
-every figure in RESULTS.md passes through it."""
+"""Running wrk and reading its report: unit-tested, since every figure in RESULTS.md passes
+through it."""
 
 from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,14 +61,17 @@ def parse_wrk(output: str) -> WrkResult:
     )
 
 
-def run_wrk(
+def wrk_command(
     url: str,
     *,
     connections: int,
     duration_s: float,
     threads: int = 2,
     script: Path | None = None,
-) -> WrkResult:
+    headers: Mapping[str, str] | None = None,
+) -> list[str]:
+    """The wrk command line. ``headers`` go on every request (``-H``: wrk sets them before a
+    ``script`` runs, so a script's own method and body combine with them)."""
     command = [
         "wrk",
         f"-t{min(threads, connections)}",
@@ -77,9 +81,33 @@ def run_wrk(
         "10s",
         "--latency",
     ]
+    for name, value in (headers or {}).items():
+        if not name or any(c in name for c in ": \r\n") or any(c in value for c in "\r\n\0"):
+            raise ValueError(f"not a header wrk can send: {name!r}: {value!r}")
+        command += ["-H", f"{name}: {value}"]
     if script is not None:
         command += ["-s", str(script)]
     command.append(url)
+    return command
+
+
+def run_wrk(
+    url: str,
+    *,
+    connections: int,
+    duration_s: float,
+    threads: int = 2,
+    script: Path | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> WrkResult:
+    command = wrk_command(
+        url,
+        connections=connections,
+        duration_s=duration_s,
+        threads=threads,
+        script=script,
+        headers=headers,
+    )
     done = subprocess.run(command, capture_output=True, text=True, timeout=duration_s + 60)
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
