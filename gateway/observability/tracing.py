@@ -35,6 +35,7 @@ from opentelemetry.trace import (
     TraceState,
 )
 
+from discovery.traceparent import parse_traceparent as _parse_traceparent
 from gateway import __version__
 from gateway.observability.otlp_exporter import LeanOtlpExporter, parse_headers
 
@@ -51,7 +52,6 @@ _SAMPLERS = (
     "parentbased_always_off",
     "parentbased_traceidratio",
 )
-_HEX = frozenset("0123456789abcdef")
 _UNSET = Status(StatusCode.UNSET)
 
 
@@ -159,24 +159,6 @@ class TraceContext:
         # For an unsampled request: the traceparent to send upstream (None: pass the client's).
         self.traceparent = traceparent
         self.tracestate = tracestate
-
-
-def _parse_traceparent(value: str) -> tuple[int, int, bool] | None:
-    """W3C ``version-traceid-parentid-flags``; None when malformed (then we start a trace)."""
-    parts = value.strip().lower().split("-")
-    if len(parts) < 4 or len(parts[0]) != 2 or parts[0] == "ff":
-        return None
-    version, trace_hex, span_hex, flags = parts[:4]
-    if len(trace_hex) != 32 or len(span_hex) != 16 or len(flags) != 2:
-        return None
-    if not (set(trace_hex) <= _HEX and set(span_hex) <= _HEX and set(flags) <= _HEX):
-        return None
-    if version == "00" and len(parts) != 4:
-        return None
-    trace_id, span_id = int(trace_hex, 16), int(span_hex, 16)
-    if trace_id == 0 or span_id == 0:
-        return None
-    return trace_id, span_id, bool(int(flags, 16) & 1)
 
 
 class Tracing:

@@ -1,0 +1,512 @@
+"""``MeshClient``: a service's own outbound HTTP calls, through the same call path as the
+gateway's (``resilience``: picker, per-attempt accounting, budgeted retries, breaker, deadline)
+over the same registries (``discovery``), with aiohttp's client as the transport.
+
+A URL's host says where a call goes:
+
+- ``lb://billing/...``, or ``http://billing/...`` when ``billing`` is a service the registry
+  (or the policies) know and the URL names no port: an instance of the service, chosen per
+  attempt (lane, ejected, tried, limits, balancer), ``https`` when the instance is secure;
+- any other host: that address, with the policy's timeouts, retries and trace propagation
+  (no breaker, bulkhead or ejection: there is no set of instances to steer within).
+
+Per call, outermost first: the breaker (a service's), the overall timeout, the retry loop,
+then per attempt the pick, the bulkhead and in-flight counts (held until the response body is
+over), the per-try timeout and the request with ``traceparent``/``baggage`` from the current
+``CallContext``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+from multidict import CIMultiDict
+from yarl import URL
+
+from discovery.consul.registry import ConsulRegistry
+from discovery.consul.settings import ConsulSettings
+from discovery.instance import ServiceInstance
+from discovery.layered import LayeredRegistry
+from discovery.mesh import context as _context
+from discovery.mesh.policy import IDEMPOTENT, ServicePolicy
+from discovery.registry import ServiceRegistry
+from discovery.static import StaticRegistry
+from resilience.balancer.factory import make_balancer
+from resilience.breaker import Breaker
+from resilience.bulkhead import Bulkhead
+from resilience.clock import Clock, SystemClock
+from resilience.deadline import within
+from resilience.picker import InstancePicker
+from resilience.retry import Retrier, RetryPolicy
+from resilience.runtime import AttemptHooks, RuntimeSettings, ServiceRuntime, ServiceRuntimes
+
+Response = aiohttp.ClientResponse
+
+# How long a list of the registry's service names is reused to tell services from hosts.
+_NAMES_TTL = 1.0
+# Direct hosts remembered with their callers; beyond this many the memory starts over.
+_MAX_DIRECT = 256
+# Request bodies aiohttp builds afresh for every attempt, so a retry sends them again.
+_REPLAYABLE = (bytes, bytearray, str, dict, list, tuple)
+
+
+class MeshClient:
+    """One per process (or per component): an aiohttp ``ClientSession`` plus the per-service
+    call state. Use as ``async with MeshClient(...) as mesh`` (or ``start``/``close``)."""
+
+    def __init__(
+        self,
+        registry: ServiceRegistry,
+        *,
+        policies: Mapping[str, ServicePolicy] | None = None,
+        default_policy: ServicePolicy | None = None,
+        runtime: RuntimeSettings | None = None,
+        rng: random.Random | None = None,
+        clock: Clock | None = None,
+        discovery_wait: float = 0.0,
+        owns_registry: bool = False,
+    ) -> None:
+        """``policies``: by service name (or direct host), case-insensitive; others get
+        ``default_policy``. ``runtime``: outlier detection, retry budget and the breaker
+        defaults shared by every service. ``discovery_wait``: seconds the first call to a
+        service with no instance yet waits for discovery to find one (a watched registry
+        loads a service on first use). ``owns_registry``: start and stop it with the client."""
+        self.registry = registry
+        self._policies = {name.casefold(): p for name, p in (policies or {}).items()}
+        self._default = default_policy or ServicePolicy()
+        self._rng = rng or random.Random()
+        self._clock = clock or SystemClock()
+        self.runtimes = ServiceRuntimes(runtime, clock=self._clock, rng=self._rng)
+        self._discovery_wait = discovery_wait
+        self._owns_registry = owns_registry
+        self._session: aiohttp.ClientSession | None = None
+        self._services: dict[str, _Caller] = {}
+        self._direct: dict[tuple[str, str, int | None], _Caller] = {}
+        self._names: frozenset[str] = frozenset()
+        self._names_at: float | None = None
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        services: Mapping[str, Sequence[ServiceInstance]] | None = None,
+        discovery_wait: float = 5.0,
+        **options: Any,
+    ) -> MeshClient:
+        """Consul when ``CONSUL_HTTP_ADDR`` is set (with Consul's other ``CONSUL_*``
+        variables; ``services`` then pins those services to fixed instances over it), else a
+        static registry of ``services``. ``options`` go to the constructor."""
+        env = os.environ if env is None else env
+        static = StaticRegistry(services or {})
+        registry: ServiceRegistry = static
+        if env.get("CONSUL_HTTP_ADDR", "").strip():
+            consul = ConsulRegistry(
+                ConsulSettings.from_env(env),
+                watch_catalog=True,  # which hosts are services: the catalog's names
+                clock=options.get("clock"),
+                rng=options.get("rng"),
+            )
+            registry = LayeredRegistry(static, consul) if services else consul
+        return cls(registry, discovery_wait=discovery_wait, owns_registry=True, **options)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._session is None:
+            session = aiohttp.ClientSession()
+            # aiohttp resends an idempotent request once, to the same address, when the
+            # connection drops (meant for a stale keep-alive one, applied to every one). Our
+            # retry loop does that instead: it goes to another instance, records the failure
+            # for ejection and pays from the retry budget. aiohttp has no argument for it;
+            # the attribute is pinned with aiohttp (<3.15), and a test fails if it changes.
+            session._retry_connection = False
+            self._session = session
+        if self._owns_registry:
+            await self.registry.start()
+            registry = self.registry
+            await _poll(lambda: registry.ready, self._discovery_wait)
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+        if self._owns_registry:
+            await self.registry.stop()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- calls ----------------------------------------------------------------------------------
+    def request(self, method: str, url: str | URL, **kwargs: Any) -> RequestContext:
+        """``method url`` with aiohttp's keyword arguments (``headers``, ``params``, ``json``,
+        ``data``, ...). Await it for the response, or ``async with`` it to release the
+        response (and the call's slots) at the end of the block."""
+        return RequestContext(self._call(method.upper(), URL(url), kwargs))
+
+    def get(self, url: str | URL, **kwargs: Any) -> RequestContext:
+        return self.request("GET", url, **kwargs)
+
+    def head(self, url: str | URL, **kwargs: Any) -> RequestContext:
+        return self.request("HEAD", url, **kwargs)
+
+    def options(self, url: str | URL, **kwargs: Any) -> RequestContext:
+        return self.request("OPTIONS", url, **kwargs)
+
+    def post(self, url: str | URL, **kwargs: Any) -> RequestContext:
+        return self.request("POST", url, **kwargs)
+
+    def put(self, url: str | URL, **kwargs: Any) -> RequestContext:
+        return self.request("PUT", url, **kwargs)
+
+    def patch(self, url: str | URL, **kwargs: Any) -> RequestContext:
+        return self.request("PATCH", url, **kwargs)
+
+    def delete(self, url: str | URL, **kwargs: Any) -> RequestContext:
+        return self.request("DELETE", url, **kwargs)
+
+    def service_of(self, url: str | URL) -> str | None:
+        """The service a URL goes to (None: a direct host)."""
+        url = URL(url)
+        host = url.host
+        if not host:
+            raise ValueError(f"{url} names no host")
+        if url.scheme == "lb":
+            return host
+        if url.scheme not in ("http", "https"):
+            raise ValueError(f"{url}: only http, https and lb URLs are sent")
+        if url.explicit_port:
+            return None  # host:port is an address, never a service name
+        folded = host.casefold()
+        if folded in self._policies or folded in self._service_names():
+            return host
+        return None
+
+    def _service_names(self) -> frozenset[str]:
+        now = self._clock.monotonic()
+        if self._names_at is None or now - self._names_at >= _NAMES_TTL:
+            self._names = frozenset(n.casefold() for n in self.registry.services())
+            self._names_at = now
+        return self._names
+
+    async def _call(self, method: str, url: URL, kwargs: dict[str, Any]) -> Response:
+        session = self._session
+        if session is None:
+            raise RuntimeError("MeshClient is not started: use `async with` or start()")
+        service = self.service_of(url)
+        caller = self._service(service) if service is not None else self._host(url)
+        if service is not None:
+            await self._await_discovery(caller)
+        headers = CIMultiDict[str](kwargs.pop("headers", None) or {})
+        own_baggage = headers.popall("baggage", [])
+        return await caller.call(
+            session, method, url, headers, own_baggage, kwargs, _context.current()
+        )
+
+    async def _await_discovery(self, caller: _Caller) -> None:
+        """A service's first call waits (up to ``discovery_wait``) for a watched registry to
+        load it, instead of failing while its watch is still on its first read."""
+        if caller.waited or self._discovery_wait <= 0:
+            return
+        caller.waited = True
+        registry, name = self.registry, caller.name
+        await _poll(lambda: bool(registry.instances(name)), self._discovery_wait)
+
+    def _policy(self, name: str) -> ServicePolicy:
+        return self._policies.get(name.casefold(), self._default)
+
+    def _service(self, name: str) -> _Caller:
+        key = name.casefold()
+        caller = self._services.get(key)
+        if caller is None:
+            policy = self._policy(name)
+            runtime = self.runtimes.get(key)
+            runtime.limit(policy.max_concurrent)
+            if policy.balancer.policy == "least_request":
+                runtime.track_active = True  # the balancer reads in-flight counts
+            picker: InstancePicker[ServiceInstance] = InstancePicker(
+                name,
+                self.registry.instances,
+                runtime,
+                make_balancer(
+                    policy.balancer,
+                    rng=self._rng,
+                    active=runtime.active,
+                    local_zone=self.runtimes.settings.local_zone,
+                ),
+                policy.max_per_instance,
+                strict_lanes=policy.strict_lanes,
+            )
+            breaker = (
+                self.runtimes.breakers.get(key, policy.breaker)
+                if policy.breaker is not None
+                else None
+            )
+            caller = self._services[key] = _Caller(
+                name, policy, self.runtimes, runtime, picker, breaker, self._rng
+            )
+        return caller
+
+    def _host(self, url: URL) -> _Caller:
+        host = url.host or ""
+        key = (url.scheme, host.casefold(), url.explicit_port)
+        caller = self._direct.get(key)
+        if caller is None:
+            if len(self._direct) >= _MAX_DIRECT:
+                self._direct.clear()
+            name = f"{host}:{url.port}"
+            caller = self._direct[key] = _Caller(
+                name, self._policy(host), self.runtimes, None, None, None, self._rng
+            )
+        return caller
+
+
+async def _poll(done: Callable[[], bool], timeout: float) -> None:
+    """Until ``done()`` or ``timeout`` seconds: registries offer snapshots, not events."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        if done() or loop.time() >= deadline:
+            return
+        await asyncio.sleep(0.02)
+
+
+class RequestContext:
+    """What ``MeshClient.request`` returns: awaitable (the response) and an async context
+    manager (the response, released when the block ends), like aiohttp's own."""
+
+    __slots__ = ("_coro", "_response")
+
+    def __init__(self, coro: Awaitable[Response]) -> None:
+        self._coro = coro
+        self._response: Response | None = None
+
+    def __await__(self) -> Generator[Any, None, Response]:
+        return self._coro.__await__()
+
+    async def __aenter__(self) -> Response:
+        self._response = await self._coro
+        return self._response
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        response = self._response
+        if response is not None:
+            response.release()
+            await response.wait_for_close()
+
+
+class _Replay:
+    """``resilience.retry.Replayable`` for aiohttp's body arguments."""
+
+    __slots__ = ("replayable",)
+
+    def __init__(self, kwargs: Mapping[str, Any]) -> None:
+        data = kwargs.get("data")
+        self.replayable = data is None or isinstance(data, _REPLAYABLE)
+
+
+def _discard(response: Response) -> None:
+    """A retried response: its body is not wanted (its slots go with its connection)."""
+    response.release()
+
+
+def _status(response: Response) -> str:
+    return f"status {response.status}"
+
+
+def _server_error(response: Response) -> bool:
+    return response.status >= 500
+
+
+class _Caller:
+    """The call state of one service (``picker`` set) or one direct host (``picker`` None)."""
+
+    __slots__ = (
+        "_hooks",
+        "_picker",
+        "_rng",
+        "_runtime",
+        "_runtimes",
+        "breaker",
+        "name",
+        "policy",
+        "retriers",
+        "waited",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        policy: ServicePolicy,
+        runtimes: ServiceRuntimes,
+        runtime: ServiceRuntime | None,
+        picker: InstancePicker[ServiceInstance] | None,
+        breaker: Breaker | None,
+        rng: random.Random,
+    ) -> None:
+        self.name = name
+        self.policy = policy
+        self._runtimes = runtimes
+        self._runtime = runtime
+        self._picker = picker
+        self._hooks = AttemptHooks(runtime, picker.count) if runtime and picker else None
+        self.breaker = breaker
+        self._rng = rng
+        self.waited = False
+        spec = policy.retry
+
+        def retrier(idempotent: bool) -> Retrier[Response]:
+            def on_error(exc: BaseException) -> bool:
+                return spec.retries_error("GET" if idempotent else "POST", exc)
+
+            return Retrier(
+                RetryPolicy(
+                    spec.retries,
+                    lambda response: spec.retries_status(response.status),
+                    on_error,
+                    spec.backoff,
+                    policy.timeout,
+                ),
+                rng=rng,
+                drop=_discard,
+                events=runtimes.events,
+                describe=_status,
+            )
+
+        # By whether the method is idempotent: a non-idempotent one is repeated only when
+        # nothing of it can have been sent.
+        self.retriers = {True: retrier(True), False: retrier(False)}
+
+    async def call(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: URL,
+        headers: CIMultiDict[str],
+        own_baggage: list[str],
+        kwargs: dict[str, Any],
+        context: _context.CallContext | None,
+    ) -> Response:
+        policy = self.policy
+        lane = context.lane if context is not None else None
+        tried: set[str] = set()
+        if "timeout" not in kwargs:
+            kwargs["timeout"] = aiohttp.ClientTimeout(
+                total=None, sock_connect=policy.connect_timeout, sock_read=policy.per_try_timeout
+            )
+
+        async def attempt(number: int) -> Response:
+            target, instance = self._target(url, tried, lane)
+            sent = CIMultiDict(headers)
+            for name, value in _context.outbound_headers(context, self._rng, own_baggage):
+                if name not in sent or name == "baggage":
+                    sent.add(name, value)
+            hooks = self._hooks
+            instance_id = instance.instance_id if instance is not None else None
+            entered = hooks.begin(instance_id) if hooks is not None else None
+            options = kwargs
+            if instance is not None and instance.secure and instance.tls_server_name:
+                # The instance's certificate names it by DNS name while it is registered by IP.
+                options = {**kwargs, "server_hostname": instance.tls_server_name}
+            try:
+                async with asyncio.timeout(policy.per_try_timeout):
+                    response = await session.request(method, target, headers=sent, **options)
+            except asyncio.CancelledError:
+                if hooks is not None:
+                    hooks.outcome(instance_id, False, cancelled=True)
+                    hooks.release(instance_id, entered)
+                raise
+            except BaseException:
+                if hooks is not None:
+                    hooks.outcome(instance_id, False)
+                    hooks.release(instance_id, entered)
+                raise
+            if hooks is not None:
+                hooks.outcome(instance_id, response.status < 500)
+                _release_with(response, hooks, instance_id, entered)
+            return response
+
+        retry = policy.retry
+        if method in retry.methods and retry.retries > 0:
+            retrier = self.retriers[method in IDEMPOTENT]
+            runtime = self._runtime
+
+            async def attempts() -> Response:
+                return await retrier.run(
+                    attempt,
+                    service=self.name,
+                    budget=runtime.budget if runtime is not None else None,
+                    replay=_Replay(kwargs),
+                )
+
+        else:
+
+            async def attempts() -> Response:
+                return await attempt(1)
+
+        bounded: Callable[[], Awaitable[Response]] = attempts
+        if policy.timeout is not None:
+            overall = policy.timeout
+
+            async def bounded() -> Response:
+                return await within(overall, attempts)
+
+        if self.breaker is None:
+            return await bounded()
+        return await self.breaker.call(bounded, _server_error)
+
+    def _target(
+        self, url: URL, tried: set[str], lane: str | None
+    ) -> tuple[URL, ServiceInstance | None]:
+        picker = self._picker
+        if picker is None:
+            return url, None
+        instance = picker.pick(tried, None, lane)
+        target = URL.build(
+            scheme="https" if instance.secure else "http",
+            host=instance.host,
+            port=instance.port,
+            path=url.raw_path,
+            query_string=url.raw_query_string,
+            encoded=True,
+        )
+        return target, instance
+
+
+def _release_with(
+    response: Response, hooks: AttemptHooks, instance_id: str | None, entered: Bulkhead | None
+) -> None:
+    """Free the attempt's slots when its response is over: at once when its body already is
+    (none, or read with the head), else when aiohttp releases or closes its connection."""
+    done = False
+
+    def release() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            hooks.release(instance_id, entered)
+
+    connection = response.connection
+    if connection is None:
+        release()
+    else:
+        connection.add_callback(release)
