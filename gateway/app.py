@@ -63,6 +63,13 @@ from gateway.security.proxies import trusted_proxies
 from gateway.security.tls_client import UpstreamTlsOptions, client_context
 from gateway.security.tls_server import ServerTls, server_tls_files
 from gateway.settings import Settings
+from gateway.sidecar import (
+    FIRST_LOOKUP_WAIT,
+    OutboundListener,
+    inbound_routes,
+    outbound_table,
+    sidecar_settings,
+)
 from gateway.stack import RouteStack
 from resilience.breaker import BreakerPolicy
 from resilience.budget import BudgetPolicy
@@ -98,6 +105,11 @@ class Gateway:
         self.settings = settings
         self.worker = worker
         self._rng = rng or random.Random()
+        # GATEWAY_MODE=sidecar: the proxy port fronts one local app, and a loopback listener
+        # routes the app's calls by service name (gateway/sidecar.py). Checked before binding.
+        self.sidecar = sidecar_settings(settings)
+        # A sidecar's proxy port belongs to its app: no tag or locator routes take from it.
+        catalog_routes = self.sidecar is None
         # Route writes on a network-reachable management port need the token: refused here,
         # before anything binds (the process exits 2).
         check_management_exposure(
@@ -129,7 +141,8 @@ class Gateway:
                 raise ConfigError(str(exc), "environment") from exc
             self.consul = ConsulRegistry(
                 consul_settings,
-                watch_catalog=settings.discovery_locator_enabled or settings.tag_routes,
+                watch_catalog=catalog_routes
+                and (settings.discovery_locator_enabled or settings.tag_routes),
                 on_catalog=self._catalog_changed,
                 policy=WatchPolicy(wait=settings.consul_wait),
                 rng=self._rng,
@@ -206,12 +219,15 @@ class Gateway:
             proxies = trusted_proxies(settings.trusted_proxies)
         except ValueError as exc:
             raise ConfigError(str(exc), "GATEWAY_TRUSTED_PROXIES") from exc
+        forwarded = ForwardedHeaders(proxies.trusts if proxies is not None else None)
         forwarder = Forwarder(
             self.pool,
-            ForwardedHeaders(proxies.trusts if proxies is not None else None),
+            forwarded,
             response_timeout=settings.response_timeout,
             observer=self.observer,
-            trust_inbound_lane=settings.trust_inbound_lane,
+            trust_inbound_lane=settings.trust_inbound_lane
+            if self.sidecar is None
+            else self.sidecar.inbound_lane,
         )
         # Mirror filters' copies: on the same pool, each with the head its primary got.
         self.mirrors = Mirrors(
@@ -255,11 +271,12 @@ class Gateway:
             factories.filters,
             self.stack.table,
             config_path=settings.config,
-            locator_enabled=settings.discovery_locator_enabled,
-            tag_routes_enabled=self.consul is not None and settings.tag_routes,
+            locator_enabled=catalog_routes and settings.discovery_locator_enabled,
+            tag_routes_enabled=catalog_routes and self.consul is not None and settings.tag_routes,
             context=self._build_context,
             on_change=self._routes_changed,
             instance_of=self._first_instance,
+            synthesized=inbound_routes(self.sidecar) if self.sidecar is not None else (),
         )
         # GATEWAY_MAX_INFLIGHT: the valve sits in front of routing, and only when set.
         valve = None
@@ -271,15 +288,16 @@ class Gateway:
                 _overloaded,
                 on_reject=limit_events.inflight_rejected if limit_events is not None else None,
             )
+        limits = ServerLimits(
+            max_head_bytes=settings.max_header_size,
+            header_timeout=settings.header_timeout,
+            keepalive_timeout=settings.keepalive_timeout,
+            allow_encoded_slash=settings.allow_encoded_slash,
+        )
         self.state = ServerState(
             valve or self.dispatcher,
             error_response,
-            ServerLimits(
-                max_head_bytes=settings.max_header_size,
-                header_timeout=settings.header_timeout,
-                keepalive_timeout=settings.keepalive_timeout,
-                allow_encoded_slash=settings.allow_encoded_slash,
-            ),
+            limits,
             request_id_factory(),
             scheme="http" if self.tls is None else "https",
             observer=valve or self.observer,
@@ -289,6 +307,36 @@ class Gateway:
             if tls_files is not None and tls_files.asks_client_cert
             else None,
         )
+        self.outbound: OutboundListener | None = None
+        if self.sidecar is not None:
+            # The app's own calls: the same pool, runtimes and registry as the proxy port, a
+            # stack of their own whose forwarder takes the lane from the app's baggage.
+            outbound_stack = RouteStack(
+                registry=self.registry,
+                forwarder=Forwarder(
+                    self.pool,
+                    forwarded,
+                    response_timeout=settings.response_timeout,
+                    observer=self.observer,
+                    trust_inbound_lane=True,
+                ),
+                runtimes=self.runtimes,
+                forward=self.dispatcher.forward,
+                rng=self._rng,
+                local_zone=settings.zone,
+            )
+            self.outbound = OutboundListener(
+                outbound_table(
+                    outbound_stack.table,
+                    self._build_context,
+                    self.registry,
+                    first_wait=FIRST_LOOKUP_WAIT if self.consul is not None else 0.0,
+                ),
+                limits,
+                request_id_factory(),
+                self.observer,
+                port=self.sidecar.outbound_port,
+            )
         self._metrics_timer: asyncio.TimerHandle | None = None
         self.ready = False
         self.shutting_down = False
@@ -527,6 +575,8 @@ class Gateway:
         )
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]
+        if self.outbound is not None:
+            await self.outbound.start(reuse_port=reuse_port)
         if management:
             app = build_management_app(self)
             app.on_response_prepare.append(_no_server_version)
@@ -553,7 +603,14 @@ class Gateway:
             # One registration per gateway (worker 0 owns the management port it checks).
             self.registration = SelfRegistration(
                 self.consul.client,
-                self_registration(self.settings, self.consul, self.port, self.management_port),
+                self_registration(
+                    self.settings,
+                    self.consul,
+                    self.port,
+                    self.management_port,
+                    app_health=self.sidecar.app_health if self.sidecar is not None else None,
+                    secure=self.tls is not None,
+                ),
                 rng=self._rng,
             )
             self.registration.start()
@@ -594,7 +651,12 @@ class Gateway:
         if self._server is not None:
             self._server.close()
         self.state.drain()
+        if self.outbound is not None:
+            self.outbound.stop_accepting()
         drained = await self.state.wait_closed(self.settings.shutdown_timeout)
+        if self.outbound is not None:
+            # The app's calls in flight finish too (they drained alongside, same bound).
+            drained = await self.outbound.wait_closed(self.settings.shutdown_timeout) and drained
         if not drained:
             log.warning("shutdown timeout reached; aborted the remaining connections")
         self.state.close()

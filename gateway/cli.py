@@ -1,4 +1,5 @@
-"""The ``meshgate`` command: ``run`` the gateway (the default) or ``validate`` a route file."""
+"""The ``meshgate`` command: ``run`` the gateway (the default), run it as a ``sidecar`` (as
+``GATEWAY_MODE=sidecar`` does), or ``validate`` a route file."""
 
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "run", help="run the gateway (the default; settings come from GATEWAY_* variables)"
     )
+    commands.add_parser(
+        "sidecar",
+        help="run as a sidecar in front of GATEWAY_SIDECAR_APP (as GATEWAY_MODE=sidecar does)",
+    )
     validate = commands.add_parser(
         "validate", help="check a route file: every route built, every mistake listed"
     )
@@ -38,6 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Imported here: running pulls in the whole server, which validating does not need.
     from gateway.process import main_run
 
+    if args.command == "sidecar":
+        return main_run(mode="sidecar")
     return main_run()
 
 

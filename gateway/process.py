@@ -101,9 +101,10 @@ def _run_loop(settings: Settings, main: Callable[[], Coroutine[Any, Any, int]]) 
     return int(asyncio.run(main()))
 
 
-def main_run() -> int:
+def main_run(*, mode: str | None = None) -> int:
+    """``mode``: the command line's choice (``meshgate sidecar``), over GATEWAY_MODE."""
     try:
-        settings = load_settings()
+        settings = load_settings(**({"mode": mode} if mode is not None else {}))
     except ConfigError as exc:
         print(f"meshgate: invalid settings: {exc}", file=sys.stderr)
         return 2

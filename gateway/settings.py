@@ -19,6 +19,12 @@ class Settings(BaseSettings):
         env_prefix="GATEWAY_", frozen=True, extra="ignore", populate_by_name=True
     )
 
+    # "sidecar": the proxy port fronts one local app (GATEWAY_SIDECAR_APP) and a loopback
+    # outbound port routes the app's own calls by service name (gateway/sidecar.py).
+    mode: Literal["gateway", "sidecar"] = "gateway"
+    sidecar_app: str | None = None
+    sidecar_app_health: str = "/health"
+    outbound_port: int = Field(15001, ge=0, le=65535)
     host: str = "0.0.0.0"
     port: int = Field(8080, ge=0, le=65535)
     management_host: str = "127.0.0.1"
@@ -130,7 +136,13 @@ class Settings(BaseSettings):
         return {k.strip(): v.strip() for k, v in pairs}
 
     @field_validator(
-        "log_level", "log_format", "event_loop", "discovery", "tls_client_auth", mode="before"
+        "log_level",
+        "log_format",
+        "event_loop",
+        "discovery",
+        "tls_client_auth",
+        "mode",
+        mode="before",
     )
     @classmethod
     def _case(cls, value: Any, info: Any) -> Any:
@@ -162,6 +174,7 @@ class Settings(BaseSettings):
         "upstream_client_cert_file",
         "upstream_client_key_file",
         "management_token",
+        "sidecar_app",
     )
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:

@@ -26,6 +26,30 @@ def _version_not_supported() -> GatewayError:
     return error
 
 
+_DEFAULT_PORTS = {b"http": b":80", b"https": b":443"}
+
+
+def _absolute_form_host(url: httptools.parser.url_parser.URL, host: bytes | None) -> bytes:
+    """The host of an absolute-form target (``GET http://billing/x``, what a client sends to
+    a proxy): its authority, which RFC 9112 §3.2.2 puts before the Host field. A Host that
+    says otherwise is refused rather than one of them picked: a route would match one and a
+    reader behind us could take the other."""
+    scheme = url.schema.lower()
+    if scheme not in _DEFAULT_PORTS or not url.host:
+        raise BadRequest("an absolute-form request target must be an http or https URL")
+    if url.userinfo:
+        raise BadRequest("user info in the request target is not allowed")
+    name = b"[" + url.host + b"]" if b":" in url.host else url.host
+    authority = name + (b":%d" % url.port if url.port else b"")
+    if host is not None:
+        default = _DEFAULT_PORTS[scheme]
+        given, named = host.lower(), authority.lower()
+        if given.removesuffix(default) != named.removesuffix(default):
+            raise BadRequest("the Host header does not match the request target's authority")
+        return host
+    return authority
+
+
 class RequestHead:
     """What the parser's callbacks collect for one request head (filled in place by the
     connection, which checks the limits as the pieces arrive)."""
@@ -77,6 +101,8 @@ class RequestHead:
             url = httptools.parse_url(b"".join(self.target))
         except httptools.HttpParserInvalidURLError as exc:
             raise BadRequest("invalid request target") from exc
+        if url.schema is not None:
+            host = _absolute_form_host(url, host)
         raw_path = (url.path or b"/").decode("latin-1")
         if method == b"CONNECT":
             raise BadRequest("CONNECT is not supported")

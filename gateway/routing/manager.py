@@ -93,11 +93,15 @@ class RouteManager:
         context: Callable[[], BuildContext] = BuildContext,
         on_change: Callable[[RouteSnapshot], None] | None = None,
         instance_of: Callable[[str], ServiceInstance | None] = lambda service: None,
+        synthesized: Sequence[RouteDefinition] = (),
     ) -> None:
         """``build_table`` gives built routes their chains (the stack builder); ``context``
         makes the BuildContext of each build (fresh weight groups, the typed dependencies
         factories may use); ``instance_of`` gives a service's first known instance, which the
-        discovery locator's expressions read (its properties and metadata)."""
+        discovery locator's expressions read (its properties and metadata); ``synthesized``:
+        routes the gateway makes itself (sidecar mode's route to its app), each kept unless a
+        route of the documents or the actuator has its id, built with the documents' default
+        filters."""
         self._on_change = on_change
         self._predicates = predicates
         self._filters = filters
@@ -107,6 +111,7 @@ class RouteManager:
         self._tags = tag_routes_enabled
         self._context = context
         self._instance_of = instance_of
+        self._synthesized = tuple(synthesized)
         self._file = GatewayConfig(source="<embedded>")
         self._kv: GatewayConfig | None = None
         self._api: dict[str, RouteDefinition] = {}
@@ -144,6 +149,7 @@ class RouteManager:
             merged.update({r.id: r for r in self._kv.routes})
         merged.update(self._api)
         out = list(merged.values())
+        out.extend(d for d in self._synthesized if d.id not in merged)
         if self._tags:
             found = tag_routes(self._catalog)
             out.extend(d for d in found.definitions if d.id not in merged)
