@@ -88,6 +88,10 @@ class RequestHead:
         ``normalize_path``).
         """
         if version != b"1.1" and version != b"1.0":
+            if version == b"0.9":
+                # llhttp's reading of a request line with no version at all ("GET /"):
+                # malformed, not a version to negotiate.
+                raise BadRequest("the request line has no HTTP version")
             raise _version_not_supported()
         fields = self.fields
         framing = request_framing(fields)

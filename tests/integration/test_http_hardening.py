@@ -250,6 +250,14 @@ async def test_an_http_2_request_line_is_505(gw: GatewayProcess, ups: Upstreams)
     assert ups.untouched()
 
 
+async def test_a_request_line_without_a_version_is_400(gw: GatewayProcess, ups: Upstreams) -> None:
+    # Found by the fuzz test: "GET /" alone is read by llhttp as HTTP/0.9 (then 505).
+    response = await exchange_raw(gw.port, b"GET /\r\n\r\na/b HTTP/1.1\r\nHost: x\r\n\r\n")
+    refused_and_closed(response, 400)
+    await settle()
+    assert ups.untouched()
+
+
 @pytest.mark.parametrize(
     "bad",
     [b"zz\r\nhello\r\n", b"-1\r\n", b"5\r\nhelloXX", b"0x5\r\nhello\r\n"],

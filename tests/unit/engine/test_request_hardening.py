@@ -105,12 +105,19 @@ def _exchange(
     return exchange
 
 
-@pytest.mark.parametrize("version", [b"2.0", b"0.9", b"1.2", b"3.0"])
+@pytest.mark.parametrize("version", [b"2.0", b"1.2", b"3.0"])
 def test_versions_other_than_1_0_and_1_1_are_505(version: bytes) -> None:
     with pytest.raises(GatewayError) as refused:
         _exchange(version, (b"Host", b"x"))
     assert refused.value.status == 505
     assert refused.value.error == "HTTP Version Not Supported"
+
+
+def test_a_request_line_without_a_version_is_400() -> None:
+    # llhttp reads "GET /" (no version at all) as HTTP/0.9: malformed, not a version to refuse.
+    with pytest.raises(GatewayError) as refused:
+        _exchange(b"0.9", (b"Host", b"x"))
+    assert refused.value.status == 400
 
 
 def test_http_1_1_needs_a_host_and_http_1_0_does_not() -> None:
