@@ -11,6 +11,9 @@ TLS_SUFFIX = "-tls"
 JWT_VARIANT, JWT_BASE = "meshgate-1w-typical-jwt", "meshgate-1w-typical"
 TLS_TARGET = 0.80  # meshgate over TLS, keep-alive: at least this share of its plain req/s
 JWT_TARGET = 0.10  # JwtAuth: at most this share of typical's CPU per request
+# East-west: the sidecar hop against direct and against nginx making the same hop.
+SIDECAR, SIDECAR_PEER, SIDECAR_WORKLOAD = "meshgate-sidecar-outbound", "nginx", "small c=50"
+SIDECAR_UNLOADED = "small c=1"  # one request at a time: the hop's own latency, no queue
 
 
 def _ratio(value: float | None, base: float | None) -> str:
@@ -80,6 +83,119 @@ def security_lines(summary: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _added(value: float, direct: dict[str, Any] | None, key: str, scale: float = 1.0) -> str:
+    digits = 0 if scale != 1.0 else 2
+    return f"{(value - direct[key]) * scale:+.{digits}f}" if direct else "–"
+
+
+def _unloaded_lines(summary: list[dict[str, Any]]) -> list[str]:
+    rows = [_row_for(summary, SIDECAR_UNLOADED, n) for n in (SIDECAR, SIDECAR_PEER, "direct")]
+    if rows[0] is None:
+        return []
+    direct = rows[2]
+    lines = [
+        f"**Sidecar hop, unloaded** ({SIDECAR_UNLOADED}: one request at a time, so the latency "
+        f"is the hop's own); *added* is over `direct`'s.",
+        "",
+        "| hop | p50 µs (added) | p99 µs (added) |",
+        "|---|---|---|",
+    ]
+    for row in rows:
+        if row is None:
+            continue
+        added = row is not direct
+        p50 = f"{row['p50_ms'] * 1000:.0f}"
+        p99 = f"{row['p99_ms'] * 1000:.0f}"
+        if added:
+            p50 += f" ({_added(row['p50_ms'], direct, 'p50_ms', 1000)})"
+            p99 += f" ({_added(row['p99_ms'], direct, 'p99_ms', 1000)})"
+        lines.append(f"| {row['candidate']} | {p50} | {p99} |")
+    lines.append("")
+    return lines
+
+
+def sidecar_lines(summary: list[dict[str, Any]]) -> list[str]:
+    """The sidecar hop (meshgate's outbound port) against nginx making the same hop and
+    against no hop at all, from the same run."""
+    sidecar = _row_for(summary, SIDECAR_WORKLOAD, SIDECAR)
+    if sidecar is None:
+        return []
+    nginx = _row_for(summary, SIDECAR_WORKLOAD, SIDECAR_PEER)
+    direct = _row_for(summary, SIDECAR_WORKLOAD, "direct")
+    lines = [
+        f"**Sidecar hop** ({SIDECAR_WORKLOAD}): wrk → a sidecar on 127.0.0.1 → the upstream. "
+        f"{SIDECAR} is meshgate in sidecar mode (1 worker) taking the app's calls on its "
+        f"outbound port with `Host: bench`, a service of one instance (the upstream) in static "
+        f"discovery; {SIDECAR_PEER} is the `nginx` proxy (proxy_pass over keep-alive "
+        f"connections, 1 worker), the same hop an nginx sidecar makes; `direct` is no hop. "
+        f"Both hops run flat out at c=50, so their latency is mostly queueing; *added* is "
+        f"over `direct`'s.",
+        "",
+        f"| hop | req/s | ÷ {SIDECAR_PEER} | CPU µs/req | ÷ {SIDECAR_PEER} | p50 ms (added) "
+        f"| p99 ms (added) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in (sidecar, nginx):
+        if row is None:
+            continue
+        cpu = row["cpu_us"]
+        lines.append(
+            f"| {row['candidate']} | {row['rps']:.0f}"
+            f" | {_ratio(row['rps'], nginx['rps'] if nginx else None)}"
+            f" | {f'{cpu:.1f}' if cpu else '–'}"
+            f" | {_ratio(cpu, nginx['cpu_us'] if nginx else None)}"
+            f" | {row['p50_ms']:.2f} ({_added(row['p50_ms'], direct, 'p50_ms')})"
+            f" | {row['p99_ms']:.2f} ({_added(row['p99_ms'], direct, 'p99_ms')}) |"
+        )
+    if direct is not None:
+        lines.append(
+            f"| direct | {direct['rps']:.0f} | – | – | – | {direct['p50_ms']:.2f} "
+            f"| {direct['p99_ms']:.2f} |"
+        )
+    lines.append("")
+    return lines + _unloaded_lines(summary)
+
+
+def mesh_client_summary(client: dict[str, Any]) -> str:
+    """One line for the console: the two clients' CPU per call and the ratio."""
+    if "error" in client:
+        return f"failed: {client['error']}"
+    mesh, plain = client["mesh"], client["aiohttp"]
+    return (
+        f"MeshClient {mesh['cpu_us_per_call']:.1f} µs/call, aiohttp "
+        f"{plain['cpu_us_per_call']:.1f} µs/call: {_times(client['cpu_ratio'])}"
+    )
+
+
+def _times(value: float | None) -> str:
+    return f"{value:.2f}×" if value is not None else "–"
+
+
+def mesh_client_lines(client: dict[str, Any] | None) -> list[str]:
+    """MeshClient ÷ a plain aiohttp session: the client's own CPU per call and calls/s."""
+    if not client:
+        return []
+    if "error" in client:
+        return [f"**Mesh client**: the benchmark failed: {client['error']}", ""]
+    plan, mesh, plain = client["plan"], client["mesh"], client["aiohttp"]
+    errors = mesh["errors"] + plain["errors"]
+    return [
+        f"**Mesh client** (`discovery.mesh.MeshClient` ÷ a plain `aiohttp.ClientSession`, "
+        f"both aiohttp's default keep-alive pool; GET {plan['path']} to the upstream, as "
+        f"`http://bench{plan['path']}` through a static registry of one instance for the mesh "
+        f"client; {plan['concurrency']} concurrent tasks, {plan['calls']:,} calls per client "
+        f"per round, {plan['rounds']} interleaved rounds, medians, ratios the median of each "
+        f"round's own; CPU is the client process's user + system per call; tracing "
+        f"unsampled: no OpenTelemetry SDK configured, the API's no-op "
+        f"`{client['tracer_provider']}`): CPU per call {mesh['cpu_us_per_call']:.1f} µs ÷ "
+        f"{plain['cpu_us_per_call']:.1f} µs: {_times(client['cpu_ratio'])} (target ≤ "
+        f"{client['target']:.2f}×); calls/s {mesh['calls_per_s']:.0f} ÷ "
+        f"{plain['calls_per_s']:.0f}: {_times(client['rate_ratio'])}"
+        + (f"; {errors} calls not 200." if errors else "."),
+        "",
+    ]
+
+
 def markdown(result: dict[str, Any], chart: Path | None) -> str:
     summary: list[dict[str, Any]] = result["summary"]
     peaks: dict[str, int] = result["peak_rss_bytes"]
@@ -123,6 +239,8 @@ def markdown(result: dict[str, Any], chart: Path | None) -> str:
             )
         lines.append("")
     lines += security_lines(summary)
+    lines += sidecar_lines(summary)
+    lines += mesh_client_lines(result.get("mesh_client"))
     transfer = result.get("transfer") or {}
     if transfer:
         lines += [
@@ -145,7 +263,10 @@ def markdown(result: dict[str, Any], chart: Path | None) -> str:
         lines += ["**Per-layer cost** (`typical`, in-process, each in isolation)", ""]
         lines += ["| layer | µs |", "|---|---|"]
         lines += [f"| {c['layer']} | {c['us']:.2f} |" for c in layer_costs]
-        typical = _row_for(result["summary"], workloads[0], "meshgate-1w-typical")
+        # A run of the mesh client alone measured no workload.
+        typical = (
+            _row_for(result["summary"], workloads[0], "meshgate-1w-typical") if workloads else None
+        )
         if typical and typical["cpu_us"]:
             rest = typical["cpu_us"] - sum(c["us"] for c in layer_costs)
             lines.append(
@@ -169,7 +290,8 @@ def markdown(result: dict[str, Any], chart: Path | None) -> str:
 
 
 def chart(result: dict[str, Any], path: Path) -> Path | None:
-    """Throughput and p99 per candidate for each workload. None when matplotlib is missing."""
+    """Throughput and p99 per candidate for each workload. None when matplotlib is missing or
+    no workload was measured."""
     try:
         import matplotlib
 
@@ -179,6 +301,8 @@ def chart(result: dict[str, Any], path: Path) -> Path | None:
         return None
     summary: list[dict[str, Any]] = result["summary"]
     workloads = list(dict.fromkeys(row["workload"] for row in summary))
+    if not workloads:
+        return None  # nothing wrk measured (the mesh client alone): no chart
     fig, axes = plt.subplots(len(workloads), 2, figsize=(13, 3.2 * len(workloads)), squeeze=False)
     for i, workload in enumerate(workloads):
         rows = [r for r in summary if r["workload"] == workload]

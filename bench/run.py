@@ -13,6 +13,7 @@ import os
 import platform
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -20,11 +21,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from bench import layers, micro, report
+from bench import layers, mesh_client, micro, report
 from bench.credentials import bearer_token, server_tls
 from bench.procs import CpuMeter, peak_rss_bytes, rss_bytes, tree
-from bench.stack import Service, Stack, minimal_routes, typical_routes
+from bench.stack import ROOT, Service, Stack, minimal_routes, typical_routes
 from bench.wrk import WrkResult, run_wrk
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -52,6 +54,10 @@ class Plan:
     workloads: tuple[Workload, ...]
     transfer_bytes: int
     idle_connections: int = 10_000
+    # The mesh client against a plain aiohttp session (bench.mesh_client): calls per client
+    # per round, and rounds.
+    client_calls: int = 20_000
+    client_rounds: int = 5
 
 
 SMALL_50 = Workload("small c=50", "/", 50)
@@ -68,16 +74,25 @@ NEW_CONN = Workload(
     candidates=("nginx", "meshgate-1w-minimal"),
 )
 
+# The sidecar hop's own latency, without queueing: one request at a time (at c=50 every hop
+# runs flat out, and its latency is mostly the queue in front of it). Only the hop and the
+# two it is compared with.
+SIDECAR = "meshgate-sidecar-outbound"
+SMALL_1 = Workload("small c=1", "/", 1, candidates=("direct", "nginx", SIDECAR))
+
 WORKLOADS = {
     "small50": SMALL_50,
+    "small1": SMALL_1,
     "small200": SMALL_200,
     "64k": BODY_64K,
     "upload": UPLOAD_1M,
     "newconn": NEW_CONN,
 }
 
-FULL = Plan(3, 10, 3, (20, 20), (SMALL_50, SMALL_200, BODY_64K, UPLOAD_1M, NEW_CONN), 1024**3)
-QUICK = Plan(1, 3, 1, (8,), (SMALL_50, BODY_64K, NEW_CONN), 256 * 1024**2, 2_000)
+FULL = Plan(
+    3, 10, 3, (20, 20), (SMALL_50, SMALL_200, BODY_64K, UPLOAD_1M, NEW_CONN, SMALL_1), 1024**3
+)
+QUICK = Plan(1, 3, 1, (8,), (SMALL_50, BODY_64K, NEW_CONN, SMALL_1), 256 * 1024**2, 2_000, 2_000, 3)
 
 UPLOAD_SCRIPT = """
 wrk.method = "POST"
@@ -375,6 +390,62 @@ def security_candidates(
     return out
 
 
+# East-west (issue #16). The sidecar hop: meshgate in sidecar mode taking the app's calls on
+# its outbound port (`Host: bench`) to the upstream, against `direct` and against `nginx`,
+# whose proxy_pass over keep-alive connections to the upstream is the same hop an nginx
+# sidecar makes (small body, at c=50 and at c=1). The mesh client: not a wrk candidate but a
+# client process of its own (bench.mesh_client), selected by its name like one.
+SIDECAR_SERVICE = "bench"
+MESH_CLIENT = "mesh-client"
+CLIENT_CONCURRENCY = 16
+CLIENT_TIMEOUT_S = 900.0
+
+
+def eastwest_candidates(stack: Stack, wanted: Callable[[str], bool]) -> list[Service]:
+    if not wanted(SIDECAR):
+        return []
+    service = stack.start_sidecar(SIDECAR, SIDECAR_SERVICE)
+    service.workloads = (SMALL_50.name, SMALL_1.name)
+    return [service]
+
+
+def client_plan(plan: Plan, upstream_port: int) -> mesh_client.ClientPlan:
+    calls = plan.client_calls
+    return mesh_client.ClientPlan(
+        port=upstream_port,
+        path=SMALL_50.path,
+        calls=calls,
+        concurrency=min(CLIENT_CONCURRENCY, calls),
+        rounds=plan.client_rounds,
+        warmup=min(1_000, calls // 4),
+    )
+
+
+def run_mesh_client(plan: mesh_client.ClientPlan) -> dict[str, Any]:
+    """The client benchmark's JSON, or ``{"error": ...}``: a failure there must not cost the
+    run everything else it measured."""
+    # No OTEL_* reaches it: tracing stays the API's no-op whatever the run's environment says.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    try:
+        done = subprocess.run(
+            mesh_client.command(plan),
+            capture_output=True,
+            text=True,
+            timeout=CLIENT_TIMEOUT_S,
+            cwd=ROOT,
+            env=env,
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"bench.mesh_client did not finish within {CLIENT_TIMEOUT_S:g} s"}
+    if done.returncode != 0:
+        return {"error": f"bench.mesh_client exited {done.returncode}: {done.stderr[-1000:]}"}
+    try:
+        result: dict[str, Any] = json.loads(done.stdout)
+    except ValueError:
+        return {"error": f"bench.mesh_client printed no JSON: {done.stdout[-500:]!r}"}
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench")
     parser.add_argument("--quick", action="store_true", help="one short round: a smoke run")
@@ -429,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         candidates += observability_candidates(stack, wanted, upstream.port, port2)
         candidates += traffic_candidates(stack, wanted, upstream.port, port2)
         candidates += security_candidates(stack, wanted, upstream.port, port2, work)
+        candidates += eastwest_candidates(stack, wanted)
         print(f"candidates: {', '.join(c.name for c in candidates)}", flush=True)
         for service in candidates:
             print(f"warming up {service.name}", flush=True)
@@ -451,6 +523,15 @@ def main(argv: list[str] | None = None) -> int:
         peaks = {
             s.name: peak_rss_bytes(tree(s.process.pid)) for s in candidates if s.name != "direct"
         }
+        client: dict[str, Any] = {}
+        if wanted(MESH_CLIENT):
+            for_client = client_plan(plan, upstream.port)
+            print(
+                f"mesh client vs aiohttp: {for_client.rounds} rounds of {for_client.calls} calls",
+                flush=True,
+            )
+            client = run_mesh_client(for_client)
+            print(f"  {report.mesh_client_summary(client)}", flush=True)
         transfers: dict[str, float] = {}
         idle: dict[str, float] = {}
         if wanted("meshgate-1w-minimal") or not only:
@@ -479,6 +560,7 @@ def main(argv: list[str] | None = None) -> int:
         "peak_rss_bytes": peaks,
         "transfer": transfers,
         "idle_connections": idle,
+        "mesh_client": client,
         "layers": layer_costs,
         "micro": micro_results,
     }

@@ -324,6 +324,35 @@ class Stack:
         self.services.append(service)
         return service
 
+    def start_sidecar(self, name: str, service: str) -> Service:
+        """meshgate in sidecar mode (1 worker), measured on its outbound port: the app's calls
+        with ``Host: <service>``, a service of one instance (the upstream) in static
+        discovery. The local app it fronts inbound is the upstream too (not measured)."""
+        assert self.upstream is not None
+        upstream = self.upstream.port
+        outbound = free_port()
+        routes = f"services:\n  {service}:\n    - {{host: 127.0.0.1, port: {upstream}}}\n"
+        env = {
+            "GATEWAY_MODE": "sidecar",
+            "GATEWAY_SIDECAR_APP": f"http://127.0.0.1:{upstream}",
+            "GATEWAY_OUTBOUND_PORT": str(outbound),
+            "GATEWAY_DISCOVERY": "static",  # even when the run's environment names a Consul
+        }
+        sidecar = self.start_meshgate(name, routes, 1, extra_env=env)
+        sidecar.port = outbound
+        sidecar.headers = {"Host": service}
+        # Up is not enough: the hop itself must answer 200, or wrk would measure errors.
+        request = urllib.request.Request(f"{sidecar.base_url}/", headers=sidecar.headers)
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                status = response.status
+        except OSError as exc:
+            status = getattr(exc, "code", None) or str(exc)
+        if status != 200:
+            log = sidecar.log.read_text()[-2000:] if sidecar.log else ""
+            raise RuntimeError(f"{name}: GET / with Host: {service} answered {status}:\n{log}")
+        return sidecar
+
     def start_echo(self) -> Service:
         port = free_port()
         log = self.work / "echo.log"
