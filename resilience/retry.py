@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
@@ -100,6 +101,22 @@ class Retrier(Generic[R]):
         events = self._events
         if budget is not None:
             budget.record_request()
+        # The common case without tenacity: a first outcome the policy would never retry is
+        # the answer (tenacity builds and steps a state machine per call: most of a retried
+        # call's overhead when nothing is retried). Otherwise its loop takes over, the first
+        # trial replaying the outcome already had, its clock started when the call did.
+        started = time.monotonic()
+        known: R | None = None
+        known_error: Exception | None = None
+        try:
+            known = await attempt(1)
+        except Exception as exc:
+            if policy.retries == 0 or not policy.retry_on_error(exc):
+                raise
+            known_error = exc
+        else:
+            if policy.retries == 0 or not policy.retry_on_result(known):
+                return known
 
         def should_retry(state: tenacity.RetryCallState) -> bool:
             outcome = state.outcome
@@ -151,7 +168,13 @@ class Retrier(Generic[R]):
         async for trial in retrying:
             with trial:
                 number += 1
-                last = await attempt(number)
+                if number == 1:
+                    trial.retry_state.start_time = started
+                    if known_error is not None:
+                        raise known_error
+                    last = known
+                else:
+                    last = await attempt(number)
             outcome = trial.retry_state.outcome
             if outcome is not None and not outcome.failed:
                 trial.retry_state.set_result(last)

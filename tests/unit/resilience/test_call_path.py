@@ -261,3 +261,42 @@ async def test_deadline_bounds_the_whole_call() -> None:
     with pytest.raises(DeadlineExceeded, match=r"deadline of 0\.01s"):
         await within(0.01, slow)
     assert await within(1.0, lambda: asyncio.sleep(0, 5)) == 5
+
+
+# -- the fast path -------------------------------------------------------------------------------
+async def test_an_answer_not_worth_retrying_never_enters_tenacity(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import tenacity
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("tenacity entered for an answer nobody retries")
+
+    monkeypatch.setattr(tenacity, "AsyncRetrying", refuse)
+
+    async def ok(number: int) -> Reply:
+        return Reply(200, "a")
+
+    async def refused(number: int) -> Reply:
+        raise ValueError("not a retried error")
+
+    assert (await retrier().run(ok)).status == 200
+    with pytest.raises(ValueError, match="not a retried error"):
+        await retrier().run(refused)
+
+
+async def test_the_retry_timeout_counts_from_the_first_attempt() -> None:
+    # The first attempt runs before tenacity's loop starts; its time still counts.
+    policy: RetryPolicy[Reply] = RetryPolicy(
+        5, retry_on_result=lambda r: r.status >= 500, retry_on_error=lambda e: False, timeout=0.1
+    )
+    calls: list[int] = []
+
+    async def slow_503(number: int) -> Reply:
+        calls.append(number)
+        await asyncio.sleep(0.15)
+        return Reply(503, "a")
+
+    reply = await Retrier(policy, rng=random.Random(0)).run(slow_503)
+    assert reply.status == 503
+    assert calls == [1]  # out of time after the first: no retry
