@@ -9,11 +9,12 @@ SCG_JAR := bench/peers/scg/target/scg-peer.jar
 SCG_TEST_JAR := tests/peers/scg/target/scg-test-peer.jar
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: help install lint consul redis scg-test-peer test-peers test test-fast demo clean bench bench-quick \
+.PHONY: help install lint consul redis scg-test-peer test-peers test test-fast demo demo-mesh clean bench bench-quick \
   bench-profile bench-deps
 
 help:
 	@echo "make demo   - install and run the gateway with demo upstreams"
+	@echo "make demo-mesh - the east-west demo: Consul, orders, billing, a sidecar, the gateway"
 	@echo "make test   - install, then ruff + mypy --strict + pytest"
 	@echo "make lint   - ruff check + format check, mypy --strict, import-linter contracts"
 	@echo "make bench  - meshgate vs nginx, Spring Cloud Gateway, naive aiohttp (~25 min)"
@@ -29,8 +30,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check gateway discovery resilience bench tests
-	$(VENV)/bin/ruff format --check gateway discovery resilience bench tests
+	$(VENV)/bin/ruff check gateway discovery resilience bench tests examples
+	$(VENV)/bin/ruff format --check gateway discovery resilience bench tests examples
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 
@@ -73,6 +74,11 @@ test-fast: $(STAMP) consul redis
 
 demo: $(STAMP)
 	$(PY) -m gateway.demo
+
+# examples/mesh: a Consul agent (the pinned binary `make consul` builds), the services, a
+# sidecar and the gateway, all local processes; Ctrl-C stops them.
+demo-mesh: consul
+	$(PY) -m examples.mesh
 
 # Benchmark peers and load tools: Debian's nginx, wrk, Maven and a JDK, redis-server (the
 # Redis rate-limiter variant); matplotlib/py-spy.

@@ -12,8 +12,12 @@ A URL's host says where a call goes:
 
 Per call, outermost first: the breaker (a service's), the overall timeout, the retry loop,
 then per attempt the pick, the bulkhead and in-flight counts (held until the response body is
-over), the per-try timeout and the request with ``traceparent``/``baggage`` from the current
-``CallContext``.
+over), the per-try timeout, a CLIENT span and the request with ``traceparent``/``baggage`` from
+the current ``CallContext``.
+
+Spans go through the OpenTelemetry API only (``opentelemetry.trace.get_tracer("meshgate.mesh")``
+unless a tracer is given): the application configures the SDK and its exporter. Without one the
+tracer records nothing and each attempt still sends a new span id in the caller's trace.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ from typing import Any, Self
 
 import aiohttp
 from multidict import CIMultiDict
+from opentelemetry import trace as otel_trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from yarl import URL
 
 from discovery.consul.registry import ConsulRegistry
@@ -52,6 +59,7 @@ Response = aiohttp.ClientResponse
 _NAMES_TTL = 1.0
 # Direct hosts remembered with their callers; beyond this many the memory starts over.
 _MAX_DIRECT = 256
+_TRACER = "meshgate.mesh"
 # Request bodies aiohttp builds afresh for every attempt, so a retry sends them again.
 _REPLAYABLE = (bytes, bytearray, str, dict, list, tuple)
 
@@ -71,12 +79,15 @@ class MeshClient:
         clock: Clock | None = None,
         discovery_wait: float = 0.0,
         owns_registry: bool = False,
+        tracer: Tracer | None = None,
     ) -> None:
         """``policies``: by service name (or direct host), case-insensitive; others get
         ``default_policy``. ``runtime``: outlier detection, retry budget and the breaker
         defaults shared by every service. ``discovery_wait``: seconds the first call to a
         service with no instance yet waits for discovery to find one (a watched registry
-        loads a service on first use). ``owns_registry``: start and stop it with the client."""
+        loads a service on first use). ``owns_registry``: start and stop it with the client.
+        ``tracer``: where each attempt's CLIENT span is recorded (default: the global tracer
+        provider's ``meshgate.mesh`` tracer, a no-op until the application configures one)."""
         self.registry = registry
         self._policies = {name.casefold(): p for name, p in (policies or {}).items()}
         self._default = default_policy or ServicePolicy()
@@ -85,6 +96,8 @@ class MeshClient:
         self.runtimes = ServiceRuntimes(runtime, clock=self._clock, rng=self._rng)
         self._discovery_wait = discovery_wait
         self._owns_registry = owns_registry
+        # A proxy tracer: it follows a provider the application sets after this client exists.
+        self._tracer = tracer or otel_trace.get_tracer(_TRACER)
         self._session: aiohttp.ClientSession | None = None
         self._services: dict[str, _Caller] = {}
         self._direct: dict[tuple[str, str, int | None], _Caller] = {}
@@ -257,7 +270,7 @@ class MeshClient:
                 else None
             )
             caller = self._services[key] = _Caller(
-                name, policy, self.runtimes, runtime, picker, breaker, self._rng
+                name, policy, self.runtimes, runtime, picker, breaker, self._rng, self._tracer
             )
         return caller
 
@@ -270,7 +283,14 @@ class MeshClient:
                 self._direct.clear()
             name = f"{host}:{url.port}"
             caller = self._direct[key] = _Caller(
-                name, self._policy(host), self.runtimes, None, None, None, self._rng
+                name,
+                self._policy(host),
+                self.runtimes,
+                None,
+                None,
+                None,
+                self._rng,
+                self._tracer,
             )
         return caller
 
@@ -346,6 +366,7 @@ class _Caller:
         "_rng",
         "_runtime",
         "_runtimes",
+        "_tracer",
         "breaker",
         "name",
         "policy",
@@ -362,6 +383,7 @@ class _Caller:
         picker: InstancePicker[ServiceInstance] | None,
         breaker: Breaker | None,
         rng: random.Random,
+        tracer: Tracer,
     ) -> None:
         self.name = name
         self.policy = policy
@@ -371,6 +393,7 @@ class _Caller:
         self._hooks = AttemptHooks(runtime, picker.count) if runtime and picker else None
         self.breaker = breaker
         self._rng = rng
+        self._tracer = tracer
         self.waited = False
         spec = policy.retry
 
@@ -408,6 +431,7 @@ class _Caller:
     ) -> Response:
         policy = self.policy
         lane = context.lane if context is not None else None
+        parent, parent_id = _context.span_parent(context)
         tried: set[str] = set()
         if "timeout" not in kwargs:
             kwargs["timeout"] = aiohttp.ClientTimeout(
@@ -416,8 +440,12 @@ class _Caller:
 
         async def attempt(number: int) -> Response:
             target, instance = self._target(url, tried, lane)
+            span = self._span(method, target, instance, number, parent)
+            own = span.get_span_context()
+            # A no-op tracer hands back its parent's span: then a new span id, as without one.
+            child = own if own.is_valid and own.span_id != parent_id else None
             sent = CIMultiDict(headers)
-            for name, value in _context.outbound_headers(context, self._rng, own_baggage):
+            for name, value in _context.outbound_headers(context, self._rng, own_baggage, child):
                 if name not in sent or name == "baggage":
                     sent.add(name, value)
             hooks = self._hooks
@@ -430,16 +458,19 @@ class _Caller:
             try:
                 async with asyncio.timeout(policy.per_try_timeout):
                     response = await session.request(method, target, headers=sent, **options)
-            except asyncio.CancelledError:
+            except asyncio.CancelledError as exc:
+                _failed(span, exc)
                 if hooks is not None:
                     hooks.outcome(instance_id, False, cancelled=True)
                     hooks.release(instance_id, entered)
                 raise
-            except BaseException:
+            except BaseException as exc:
+                _failed(span, exc)
                 if hooks is not None:
                     hooks.outcome(instance_id, False)
                     hooks.release(instance_id, entered)
                 raise
+            _answered(span, response.status)
             if hooks is not None:
                 hooks.outcome(instance_id, response.status < 500)
                 _release_with(response, hooks, instance_id, entered)
@@ -474,6 +505,30 @@ class _Caller:
             return await bounded()
         return await self.breaker.call(bounded, _server_error)
 
+    def _span(
+        self,
+        method: str,
+        target: URL,
+        instance: ServiceInstance | None,
+        number: int,
+        parent: Context | None,
+    ) -> Span:
+        """The attempt's CLIENT span, with the attributes the gateway's client spans carry."""
+        attributes: dict[str, str | int] = {
+            "http.request.method": method,
+            "server.address": target.host or "",
+            "server.port": target.port or 0,
+        }
+        if instance is not None:
+            attributes["gateway.service"] = self.name
+            attributes["gateway.instance"] = instance.instance_id
+        if number > 1:
+            attributes["http.request.resend_count"] = number - 1
+            attributes["gateway.retry.attempt"] = number
+        return self._tracer.start_span(
+            method, context=parent, kind=SpanKind.CLIENT, attributes=attributes
+        )
+
     def _target(
         self, url: URL, tried: set[str], lane: str | None
     ) -> tuple[URL, ServiceInstance | None]:
@@ -490,6 +545,20 @@ class _Caller:
             encoded=True,
         )
         return target, instance
+
+
+def _answered(span: Span, status: int) -> None:
+    """The response head is the end of the attempt's span (its body is the caller's)."""
+    span.set_attribute("http.response.status_code", status)
+    if status >= 500:
+        span.set_status(Status(StatusCode.ERROR))
+    span.end()
+
+
+def _failed(span: Span, exc: BaseException) -> None:
+    span.set_attribute("error.type", type(exc).__name__)
+    span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
+    span.end()
 
 
 def _release_with(

@@ -7,9 +7,10 @@ request; code outside a request (a job, a script) can set it with ``call_context
 
 Outbound, a call carries:
 
-- ``traceparent``: the trace of the active OpenTelemetry span when there is one, else the
-  inbound trace, else a new (unsampled) trace; always with a new span id, the parent of
-  whatever the callee records;
+- ``traceparent``: the attempt's CLIENT span when a tracer records one (``span_parent`` is its
+  parent: the active OpenTelemetry span, else the inbound trace); without one, the trace of the
+  active span, else the inbound trace, else a new (unsampled) trace, with a new span id: the
+  parent of whatever the callee records;
 - ``tracestate`` as it came in;
 - ``baggage``: the inbound members (and the caller's own) with ``lane=NAME`` for the lane, in
   the gateway's wire format (``discovery.baggage``).
@@ -24,6 +25,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from opentelemetry import trace as otel_trace
+from opentelemetry.context import Context
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
 
 from discovery import baggage
 from discovery.traceparent import format_traceparent, parse_traceparent
@@ -89,15 +92,51 @@ def _all(headers: Mapping[str, str], name: str) -> list[str]:
     return [value] if value is not None else []
 
 
-def outbound_headers(
-    context: CallContext | None, rng: random.Random, own_baggage: Iterable[str] = ()
-) -> list[tuple[str, str]]:
-    """The propagation fields for one outbound attempt: ``traceparent`` (a new span id),
-    ``tracestate`` when known, and ``baggage`` (the context's and ``own_baggage``, the
-    caller's own fields, with the context's lane) when anything is left."""
-    out: list[tuple[str, str]] = []
-    span_id = rng.getrandbits(64) or 1
+def span_parent(context: CallContext | None) -> tuple[Context | None, int | None]:
+    """The parent of a call's CLIENT spans and its span id: the active OpenTelemetry span (the
+    current context: None), else the inbound trace as a remote parent, else none (a root)."""
     active = otel_trace.get_current_span().get_span_context()
+    if active.is_valid:
+        return None, active.span_id
+    if context is None or context.trace is None:
+        return None, None
+    trace_id, parent_id, sampled = context.trace
+    state = TraceState.from_header([context.tracestate]) if context.tracestate else None
+    remote = SpanContext(
+        trace_id,
+        parent_id,
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED if sampled else 0),
+        trace_state=state,
+    )
+    return otel_trace.set_span_in_context(NonRecordingSpan(remote), Context()), parent_id
+
+
+def outbound_headers(
+    context: CallContext | None,
+    rng: random.Random,
+    own_baggage: Iterable[str] = (),
+    span: SpanContext | None = None,
+) -> list[tuple[str, str]]:
+    """The propagation fields for one outbound attempt: ``traceparent`` (``span``'s, the
+    attempt's CLIENT span, when given; else a new span id), ``tracestate`` when known, and
+    ``baggage`` (the context's and ``own_baggage``, the caller's own fields, with the
+    context's lane) when anything is left."""
+    out: list[tuple[str, str]] = []
+    active = otel_trace.get_current_span().get_span_context()
+    if span is not None and span.is_valid:
+        out.append(
+            (
+                "traceparent",
+                format_traceparent(span.trace_id, span.span_id, span.trace_flags.sampled),
+            )
+        )
+        if span.trace_state:
+            out.append(("tracestate", span.trace_state.to_header()))
+        elif not active.is_valid and context is not None and context.tracestate:
+            out.append(("tracestate", context.tracestate))
+        return _with_baggage(out, context, own_baggage)
+    span_id = rng.getrandbits(64) or 1
     if active.is_valid:
         out.append(
             (
@@ -115,6 +154,12 @@ def outbound_headers(
     else:
         # No trace yet: start one, unsampled (what the gateway does for an untraced request).
         out.append(("traceparent", format_traceparent(rng.getrandbits(128) or 1, span_id, False)))
+    return _with_baggage(out, context, own_baggage)
+
+
+def _with_baggage(
+    out: list[tuple[str, str]], context: CallContext | None, own_baggage: Iterable[str]
+) -> list[tuple[str, str]]:
     lane = context.lane if context is not None else None
     fields = [(baggage.NAME, v.encode("latin-1")) for v in own_baggage]
     if context is not None:

@@ -1,0 +1,1 @@
+"""Runnable examples of meshgate in use (``make demo-mesh``: ``examples.mesh``)."""
