@@ -8,18 +8,17 @@ answers its own fallback instead (200, ``"fallback"`` saying why, no invoice).
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import AsyncIterator, Sequence
 
 import aiohttp
 from aiohttp import web
 
-from discovery.mesh import MeshClient, RetrySpec, ServicePolicy, mesh_middleware, registration_ctx
+from discovery.mesh import MeshClient, RetrySpec, ServicePolicy, mesh_middleware
+from examples.mesh.service import registered, serve
 from examples.mesh.telemetry import server_spans, tracing_ctx
 from resilience.breaker import BreakerPolicy, CircuitOpen
 from resilience.errors import DeadlineExceeded, NoInstanceAvailable
 
-HOST = "127.0.0.1"
 MESH = web.AppKey("mesh", MeshClient)
 
 # Two retries to instances not tried yet on connect/disconnect (an instance that died), a
@@ -75,29 +74,12 @@ def make_app(name: str, port: int, lane: str | None) -> web.Application:
     app.router.add_get("/health", health)
     app.cleanup_ctx.append(tracing_ctx("orders"))
     app.cleanup_ctx.append(mesh_client)
-    app.cleanup_ctx.append(
-        registration_ctx(
-            "orders",
-            port,
-            address=HOST,
-            service_id=f"orders-{name}",
-            meta={"lane": lane} if lane else None,
-            check_interval=1.0,
-            check_timeout=1.0,
-            grace=0.0,
-        )
-    )
+    app.cleanup_ctx.append(registered("orders", name, port, lane))
     return app
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m examples.mesh.orders")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--lane")
-    args = parser.parse_args(argv)
-    app = make_app(args.name, args.port, args.lane)
-    web.run_app(app, host=HOST, port=args.port, print=None, access_log=None, shutdown_timeout=1)
+    serve("python -m examples.mesh.orders", make_app, argv)
 
 
 if __name__ == "__main__":
