@@ -41,6 +41,7 @@ from discovery.consul.settings import ConsulSettings
 from discovery.instance import ServiceInstance
 from discovery.layered import LayeredRegistry
 from discovery.mesh import context as _context
+from discovery.mesh.deadlines import Deadlines
 from discovery.mesh.policy import IDEMPOTENT, ServicePolicy
 from discovery.registry import ServiceRegistry
 from discovery.static import StaticRegistry
@@ -48,7 +49,6 @@ from resilience.balancer.factory import make_balancer
 from resilience.breaker import Breaker
 from resilience.bulkhead import Bulkhead
 from resilience.clock import Clock, SystemClock
-from resilience.deadline import within
 from resilience.picker import InstancePicker
 from resilience.retry import Retrier, RetryPolicy
 from resilience.runtime import AttemptHooks, RuntimeSettings, ServiceRuntime, ServiceRuntimes
@@ -98,6 +98,7 @@ class MeshClient:
         self._owns_registry = owns_registry
         # A proxy tracer: it follows a provider the application sets after this client exists.
         self._tracer = tracer or otel_trace.get_tracer(_TRACER)
+        self._deadlines = Deadlines()
         self._session: aiohttp.ClientSession | None = None
         self._services: dict[str, _Caller] = {}
         self._direct: dict[tuple[str, str, int | None], _Caller] = {}
@@ -146,6 +147,7 @@ class MeshClient:
             await _poll(lambda: registry.ready, self._discovery_wait)
 
     async def close(self) -> None:
+        self._deadlines.close()
         session, self._session = self._session, None
         if session is not None:
             await session.close()
@@ -270,7 +272,15 @@ class MeshClient:
                 else None
             )
             caller = self._services[key] = _Caller(
-                name, policy, self.runtimes, runtime, picker, breaker, self._rng, self._tracer
+                name,
+                policy,
+                self.runtimes,
+                runtime,
+                picker,
+                breaker,
+                self._rng,
+                self._tracer,
+                self._deadlines,
             )
         return caller
 
@@ -291,6 +301,7 @@ class MeshClient:
                 None,
                 self._rng,
                 self._tracer,
+                self._deadlines,
             )
         return caller
 
@@ -361,11 +372,13 @@ class _Caller:
     """The call state of one service (``picker`` set) or one direct host (``picker`` None)."""
 
     __slots__ = (
+        "_deadlines",
         "_hooks",
         "_picker",
         "_rng",
         "_runtime",
         "_runtimes",
+        "_timeout",
         "_tracer",
         "breaker",
         "name",
@@ -384,8 +397,10 @@ class _Caller:
         breaker: Breaker | None,
         rng: random.Random,
         tracer: Tracer,
+        deadlines: Deadlines,
     ) -> None:
         self.name = name
+        self._deadlines = deadlines
         self.policy = policy
         self._runtimes = runtimes
         self._runtime = runtime
@@ -395,6 +410,17 @@ class _Caller:
         self._rng = rng
         self._tracer = tracer
         self.waited = False
+        # The per-try timeout is aiohttp's own bounds, not a loop timer of ours per attempt
+        # (cancelled timers stay in the loop's heap until their time, and every later one pays
+        # for them): a connection (from the pool, or opened) within it, the connect itself
+        # within connect_timeout, and no silence longer than it, before the head and between
+        # reads of the body.
+        self._timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=policy.per_try_timeout,
+            sock_connect=policy.connect_timeout,
+            sock_read=policy.per_try_timeout,
+        )
         spec = policy.retry
 
         def retrier(idempotent: bool) -> Retrier[Response]:
@@ -434,9 +460,7 @@ class _Caller:
         parent, parent_id = _context.span_parent(context)
         tried: set[str] = set()
         if "timeout" not in kwargs:
-            kwargs["timeout"] = aiohttp.ClientTimeout(
-                total=None, sock_connect=policy.connect_timeout, sock_read=policy.per_try_timeout
-            )
+            kwargs["timeout"] = self._timeout
 
         async def attempt(number: int) -> Response:
             target, instance = self._target(url, tried, lane)
@@ -456,8 +480,7 @@ class _Caller:
                 # The instance's certificate names it by DNS name while it is registered by IP.
                 options = {**kwargs, "server_hostname": instance.tls_server_name}
             try:
-                async with asyncio.timeout(policy.per_try_timeout):
-                    response = await session.request(method, target, headers=sent, **options)
+                response = await session.request(method, target, headers=sent, **options)
             except asyncio.CancelledError as exc:
                 _failed(span, exc)
                 if hooks is not None:
@@ -498,8 +521,10 @@ class _Caller:
         if policy.timeout is not None:
             overall = policy.timeout
 
+            deadlines = self._deadlines
+
             async def bounded() -> Response:
-                return await within(overall, attempts)
+                return await deadlines.within(overall, attempts)
 
         if self.breaker is None:
             return await bounded()
@@ -514,6 +539,9 @@ class _Caller:
         parent: Context | None,
     ) -> Span:
         """The attempt's CLIENT span, with the attributes the gateway's client spans carry."""
+        span = self._tracer.start_span(method, context=parent, kind=SpanKind.CLIENT)
+        if not span.is_recording():
+            return span  # no SDK, or not sampled: nothing to describe
         attributes: dict[str, str | int] = {
             "http.request.method": method,
             "server.address": target.host or "",
@@ -525,9 +553,8 @@ class _Caller:
         if number > 1:
             attributes["http.request.resend_count"] = number - 1
             attributes["gateway.retry.attempt"] = number
-        return self._tracer.start_span(
-            method, context=parent, kind=SpanKind.CLIENT, attributes=attributes
-        )
+        span.set_attributes(attributes)
+        return span
 
     def _target(
         self, url: URL, tried: set[str], lane: str | None
