@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Protocol
 
 from gateway.errors import ConfigError
-from gateway.security.files import read_text_file
+from gateway.security.files import entries, read_text_file
 
 _HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
 # A principal goes into logs and rate-limit keys: visible characters, no separator.
@@ -61,11 +61,7 @@ def parse_api_keys(text: str, source: str) -> ApiKeySet:
     Raises ConfigError at the first malformed line."""
     by_digest: dict[bytes, str] = {}
     lines: dict[bytes, int] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        entry = line.strip()
-        if not entry or entry.startswith("#"):
-            continue
-        where = f"{source}:{number}"
+    for number, where, entry in entries(text, source):
         name, colon, digest_hex = entry.partition(":")
         name = name.strip()
         digest_hex = digest_hex.strip()

@@ -24,7 +24,7 @@ from pathlib import Path
 import bcrypt
 
 from gateway.errors import ConfigError
-from gateway.security.files import read_text_file
+from gateway.security.files import entries, read_text_file
 
 FORMAT = "user:bcrypt-hash"
 _BCRYPT = re.compile(r"\$2[aby]\$(?P<cost>\d{2})\$[./A-Za-z0-9]{53}")
@@ -78,11 +78,7 @@ def parse_htpasswd(text: str, source: str) -> Htpasswd:
     users: dict[str, bytes] = {}
     lines: dict[str, int] = {}
     cost = 0
-    for number, line in enumerate(text.splitlines(), start=1):
-        entry = line.strip()
-        if not entry or entry.startswith("#"):
-            continue
-        where = f"{source}:{number}"
+    for number, where, entry in entries(text, source):
         user, colon, hashed = entry.partition(":")
         if not colon or not user or ":" in hashed:
             raise ConfigError(f"expected {FORMAT}", where)
