@@ -1,8 +1,10 @@
 """The W3C ``traceparent`` header (https://www.w3.org/TR/trace-context/): parsed, and written
-for a child span. The one reading of it: the gateway's tracing and the in-process mesh client
-(``discovery.mesh``) both use this module."""
+for a child span, and the remote parent it names. The one reading of it: the gateway's tracing
+and the in-process mesh client (``discovery.mesh``) both use this module."""
 
 from __future__ import annotations
+
+from opentelemetry.trace import SpanContext, TraceFlags, TraceState
 
 _HEX = frozenset("0123456789abcdef")
 
@@ -29,3 +31,17 @@ def parse_traceparent(value: str) -> tuple[int, int, bool] | None:
 def format_traceparent(trace_id: int, span_id: int, sampled: bool) -> str:
     """Version 00, as every hop writes it."""
     return f"00-{trace_id:032x}-{span_id:016x}-{'01' if sampled else '00'}"
+
+
+def remote_parent(
+    trace_id: int, span_id: int, sampled: bool, state: TraceState | None
+) -> SpanContext:
+    """The span an inbound ``traceparent`` (and ``tracestate``) names, as OpenTelemetry's
+    remote parent of the spans this hop makes."""
+    return SpanContext(
+        trace_id,
+        span_id,
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED if sampled else 0),
+        trace_state=state,
+    )

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 
 from opentelemetry import trace as otel_trace
 from opentelemetry.context import Context
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceState
 
 from discovery import baggage
-from discovery.traceparent import format_traceparent, parse_traceparent
+from discovery.traceparent import format_traceparent, parse_traceparent, remote_parent
 from resilience.lanes import STABLE, valid_lane
 
 
@@ -102,13 +102,7 @@ def span_parent(context: CallContext | None) -> tuple[Context | None, int | None
         return None, None
     trace_id, parent_id, sampled = context.trace
     state = TraceState.from_header([context.tracestate]) if context.tracestate else None
-    remote = SpanContext(
-        trace_id,
-        parent_id,
-        is_remote=True,
-        trace_flags=TraceFlags(TraceFlags.SAMPLED if sampled else 0),
-        trace_state=state,
-    )
+    remote = remote_parent(trace_id, parent_id, sampled, state)
     return otel_trace.set_span_in_context(NonRecordingSpan(remote), Context()), parent_id
 
 

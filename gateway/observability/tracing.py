@@ -36,6 +36,7 @@ from opentelemetry.trace import (
 )
 
 from discovery.traceparent import parse_traceparent as _parse_traceparent
+from discovery.traceparent import remote_parent
 from gateway import __version__
 from gateway.observability.otlp_exporter import LeanOtlpExporter, parse_headers
 
@@ -216,13 +217,7 @@ class Tracing:
         tracestate = headers.get("tracestate")
         if parsed is not None:
             state = TraceState.from_header([tracestate]) if tracestate else None
-            parent = SpanContext(
-                trace_id,
-                parent_span,
-                is_remote=True,
-                trace_flags=TraceFlags(TraceFlags.SAMPLED if parent_sampled else 0),
-                trace_state=state,
-            )
+            parent = remote_parent(trace_id, parent_span, parent_sampled, state)
         # Each attribute costs encoding time on the export thread: the semantic conventions'
         # required ones and ours, nothing decorative.
         span = OpenSpan(
