@@ -8,10 +8,10 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from gateway.config.args import parse_duration
 from gateway.config.schema import SpringSettings
 from gateway.errors import ConfigError
 from gateway.security.proxies import trusted_proxies
+from resilience.durations import parse_duration
 
 
 class Settings(BaseSettings):

@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any, NoReturn
 
 from gateway.errors import ConfigError
+from resilience.durations import parse_duration
 
 _MISSING: Any = object()
 
@@ -85,32 +86,8 @@ def _lists_from_indexed(node: Any) -> Any:
     return converted
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|us|ns)?\s*$", re.IGNORECASE)
-_ISO_DURATION = re.compile(
-    r"^P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$",
-    re.IGNORECASE,
-)
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|MB|GB|TB)?\s*$", re.IGNORECASE)
 _SIZE_FACTOR = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
-
-
-def parse_duration(value: Any, default_unit: str = "ms") -> float:
-    """Spring's duration forms: ``10s``, ``500ms``, ISO-8601 ``PT1S``, or a bare number in
-    ``default_unit``. Returns seconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"not a duration: {value!r}")
-    if isinstance(value, int | float):
-        return float(value) * _UNIT_SECONDS[default_unit]
-    text = str(value).strip()
-    match = _DURATION.match(text)
-    if match:
-        return float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or default_unit).lower()]
-    iso = _ISO_DURATION.match(text)
-    if iso and text.upper() not in ("P", "PT"):
-        d, h, m, s = (float(iso.group(g) or 0) for g in "dhms")
-        return d * 86400 + h * 3600 + m * 60 + s
-    raise ValueError(f"not a duration: {value!r} (use e.g. 500ms, 10s, PT1S)")
 
 
 def parse_data_size(value: Any) -> int:

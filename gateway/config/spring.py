@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, TypeVar
 
-from gateway.config.args import parse_bool, parse_data_size, parse_duration
+from gateway.config.args import parse_bool, parse_data_size
 from gateway.config.cors import CorsConfiguration, check_cors_pattern, parse_cors
 from gateway.config.errors import RANK_DOCUMENT, ErrorCollector
 from gateway.config.schema import (
@@ -52,6 +52,7 @@ from gateway.config.shortcut import (
 )
 from gateway.config.spel import compile_expression
 from gateway.errors import ConfigError
+from resilience.durations import parse_duration
 
 NEW_PREFIX = ("spring", "cloud", "gateway", "server", "webflux")
 OLD_PREFIX = ("spring", "cloud", "gateway")

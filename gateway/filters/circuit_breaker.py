@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from gateway.config.args import Args, parse_duration
+from gateway.config.args import Args
 from gateway.errors import BreakerOpen, GatewayError, from_call_error
 from gateway.exchange import Exchange, Handler, ReplayableSource, ReplayFactory, Response
 from gateway.extension import (
@@ -41,6 +41,7 @@ from gateway.filters.status import parse_status
 from gateway.headers import Headers
 from gateway.observability.tracing import Tracing
 from resilience.breaker import Breaker, BreakerPolicy, CircuitOpen
+from resilience.durations import parse_duration
 from resilience.errors import CallError
 from resilience.runtime import RuntimeSettings, ServiceRuntimes
 

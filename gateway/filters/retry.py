@@ -23,7 +23,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from gateway.config.args import Args, parse_bool, parse_duration
+from gateway.config.args import Args, parse_bool
 from gateway.errors import (
     GatewayError,
     UpstreamConnectError,
@@ -36,6 +36,7 @@ from gateway.filters.describe import filter_text
 from gateway.filters.status import parse_status
 from gateway.headers import Headers
 from resilience.backoff import Backoff
+from resilience.durations import parse_duration
 from resilience.retry import Retrier, RetryPolicy
 from resilience.runtime import RuntimeSettings, ServiceRuntimes
 
