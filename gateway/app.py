@@ -71,13 +71,10 @@ from gateway.sidecar import (
     sidecar_settings,
 )
 from gateway.stack import RouteStack
-from resilience.breaker import BreakerPolicy
-from resilience.budget import BudgetPolicy
-from resilience.outlier import OutlierPolicy
 from resilience.ratelimit.base import RateLimiterFactory
 from resilience.ratelimit.local import LocalRateLimiters
 from resilience.ratelimit.redis_backend import RedisRateLimiters
-from resilience.runtime import RuntimeSettings, ServiceRuntimes
+from resilience.runtime import RUNTIME_FIELDS, RuntimeSettings, ServiceRuntimes
 
 log = logging.getLogger("meshgate")
 
@@ -192,22 +189,9 @@ class Gateway:
         counting = self.metrics if settings.metrics else None
         self.observer = RequestObserver(counting, self.access_log, self.tracing)
         self.runtimes = ServiceRuntimes(
-            RuntimeSettings(
-                outlier=OutlierPolicy(
-                    consecutive_failures=settings.outlier_consecutive_failures,
-                    base_ejection=settings.outlier_base_ejection,
-                    max_ejection_percent=settings.outlier_max_ejection_percent,
-                ),
-                budget=BudgetPolicy(
-                    ratio=settings.retry_budget_ratio,
-                    min_retries_per_window=settings.retry_budget_min,
-                ),
-                breaker=BreakerPolicy(
-                    fail_max=settings.breaker_fail_max,
-                    reset_timeout=settings.breaker_reset_timeout,
-                ),
-                retry_max_body=settings.retry_max_body,
-                local_zone=settings.zone,
+            # The same fields a service's MeshClient.from_env reads from GATEWAY_*.
+            RuntimeSettings.of(
+                {name: getattr(settings, name) for name in RUNTIME_FIELDS}, settings.zone
             ),
             rng=self._rng,
             on_breaker_change=_log_breaker_change,

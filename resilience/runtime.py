@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -20,6 +20,7 @@ from resilience.breaker import BreakerPolicy, BreakerRegistry, StateChange
 from resilience.budget import BudgetPolicy, RetryBudget
 from resilience.bulkhead import Bulkhead
 from resilience.clock import Clock, SystemClock
+from resilience.durations import parse_duration
 from resilience.errors import ServiceOverloaded
 from resilience.outlier import OutlierDetector, OutlierPolicy
 
@@ -32,14 +33,99 @@ class CallEvents(Protocol):
     def budget_exhausted(self, service: str) -> None: ...
 
 
+DEFAULT_RETRY_MAX_BODY = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Variable:
+    """How one variable's text is read: a whole count, a ratio or a duration (seconds), and
+    the range the gateway's own settings allow."""
+
+    kind: type[int] | type[float] | None  # None: a duration
+    low: float
+    high: float | None = None
+    low_open: bool = False  # the low bound itself refused
+
+    def read(self, text: str) -> int | float:
+        kind = self.kind
+        value = parse_duration(text, default_unit="s") if kind is None else kind(text)
+        if value < self.low or (self.low_open and value == self.low):
+            bound = "greater than" if self.low_open else "at least"
+            raise ValueError(f"must be {bound} {self.low:g}")
+        if self.high is not None and value > self.high:
+            raise ValueError(f"must be at most {self.high:g}")
+        return value
+
+
+# The ``GATEWAY_*`` variables (lower-cased, without the prefix: the gateway's settings field
+# names) that shape the call path.
+RUNTIME_FIELDS: dict[str, _Variable] = {
+    "outlier_consecutive_failures": _Variable(int, 1),
+    "outlier_base_ejection": _Variable(None, 0, low_open=True),
+    "outlier_max_ejection_percent": _Variable(float, 0, 100),
+    "retry_budget_ratio": _Variable(float, 0, 10),
+    "retry_budget_min": _Variable(int, 0),
+    "breaker_fail_max": _Variable(int, 1),
+    "breaker_reset_timeout": _Variable(None, 0, low_open=True),
+    "retry_max_body": _Variable(int, 0),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class RuntimeSettings:
     outlier: OutlierPolicy = field(default_factory=OutlierPolicy)
     budget: BudgetPolicy = field(default_factory=BudgetPolicy)
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     # The largest request body kept so that a retry can send it again.
-    retry_max_body: int = 1024 * 1024
+    retry_max_body: int = DEFAULT_RETRY_MAX_BODY
     local_zone: str | None = None
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any], local_zone: str | None = None) -> RuntimeSettings:
+        """From ``RUNTIME_FIELDS``' values (the gateway's settings, or ``from_env``'s); a
+        field left out keeps its default. ValueError when a policy refuses a value."""
+        outlier, budget, breaker = OutlierPolicy(), BudgetPolicy(), BreakerPolicy()
+        return cls(
+            outlier=OutlierPolicy(
+                consecutive_failures=values.get(
+                    "outlier_consecutive_failures", outlier.consecutive_failures
+                ),
+                base_ejection=values.get("outlier_base_ejection", outlier.base_ejection),
+                max_ejection=outlier.max_ejection,
+                max_ejection_percent=values.get(
+                    "outlier_max_ejection_percent", outlier.max_ejection_percent
+                ),
+            ),
+            budget=BudgetPolicy(
+                ratio=values.get("retry_budget_ratio", budget.ratio),
+                min_retries_per_window=values.get(
+                    "retry_budget_min", budget.min_retries_per_window
+                ),
+            ),
+            breaker=BreakerPolicy(
+                fail_max=values.get("breaker_fail_max", breaker.fail_max),
+                reset_timeout=values.get("breaker_reset_timeout", breaker.reset_timeout),
+            ),
+            retry_max_body=values.get("retry_max_body", DEFAULT_RETRY_MAX_BODY),
+            local_zone=local_zone,
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], prefix: str = "GATEWAY_") -> RuntimeSettings:
+        """The gateway's variables for the same settings (``GATEWAY_BREAKER_FAIL_MAX``, ...,
+        ``GATEWAY_ZONE``), so a service's mesh client is tuned as its gateway is. ValueError
+        names the variable."""
+        values: dict[str, int | float] = {}
+        for name, variable_spec in RUNTIME_FIELDS.items():
+            variable = f"{prefix}{name.upper()}"
+            text = env.get(variable, "").strip()
+            if not text:
+                continue
+            try:
+                values[name] = variable_spec.read(text)
+            except ValueError as exc:
+                raise ValueError(f"{variable}: {exc} (got {text!r})") from None
+        return cls.of(values, env.get(f"{prefix}ZONE", "").strip() or None)
 
 
 class ServiceRuntime:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from discovery.errors import DiscoveryConfigError
+from resilience.durations import parse_duration
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -81,6 +82,32 @@ class ConsulSettings:
             if path is not None and not os.path.isfile(path):
                 raise DiscoveryConfigError(f"{var}: no such file {path!r}")
         return settings
+
+
+def filter_from_env(env: Mapping[str, str], prefix: str = "GATEWAY_") -> dict[str, object]:
+    """What the gateway's ``GATEWAY_CONSUL_DATACENTER``, ``_TAG``, ``_ACCEPT_WARNING`` and
+    ``_WAIT`` say about which instances to see and how long a watch waits, as overrides for
+    ``ConsulSettings.from_env``: a service's mesh client then sees what its gateway sees."""
+    values: dict[str, object] = {}
+    for name in ("datacenter", "tag"):
+        text = env.get(f"{prefix}CONSUL_{name.upper()}", "").strip()
+        if text:
+            values[name] = text
+    variable = f"{prefix}CONSUL_ACCEPT_WARNING"
+    text = env.get(variable, "").strip()
+    if text:
+        values["accept_warning"] = _flag(variable, text)
+    variable = f"{prefix}CONSUL_WAIT"
+    text = env.get(variable, "").strip()
+    if text:
+        try:
+            wait = parse_duration(text, default_unit="s")
+        except ValueError as exc:
+            raise DiscoveryConfigError(f"{variable}: {exc}") from None
+        if wait <= 0:
+            raise DiscoveryConfigError(f"{variable}: must be a positive duration, got {text!r}")
+        values["wait"] = wait
+    return values
 
 
 def _flag(var: str, value: str) -> bool:

@@ -37,16 +37,17 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from yarl import URL
 
 from discovery.consul.registry import ConsulRegistry
-from discovery.consul.settings import ConsulSettings
+from discovery.consul.settings import ConsulSettings, filter_from_env
 from discovery.instance import ServiceInstance
 from discovery.layered import LayeredRegistry
 from discovery.mesh import context as _context
 from discovery.mesh.deadlines import Deadlines
 from discovery.mesh.policy import IDEMPOTENT, ServicePolicy
+from discovery.mesh.policy_file import load_policies
 from discovery.registry import ServiceRegistry
 from discovery.static import StaticRegistry
 from resilience.balancer.factory import make_balancer
-from resilience.breaker import Breaker
+from resilience.breaker import Breaker, BreakerPolicy
 from resilience.bulkhead import Bulkhead
 from resilience.clock import Clock, SystemClock
 from resilience.picker import InstancePicker
@@ -112,23 +113,52 @@ class MeshClient:
         *,
         services: Mapping[str, Sequence[ServiceInstance]] | None = None,
         discovery_wait: float = 5.0,
+        policies: Mapping[str, ServicePolicy] | None = None,
+        default_policy: ServicePolicy | None = None,
         **options: Any,
     ) -> MeshClient:
-        """Consul when ``CONSUL_HTTP_ADDR`` is set (with Consul's other ``CONSUL_*``
-        variables; ``services`` then pins those services to fixed instances over it), else a
-        static registry of ``services``. ``options`` go to the constructor."""
+        """The client a gateway with the same environment would be:
+
+        - Consul when ``CONSUL_HTTP_ADDR`` is set (with Consul's other ``CONSUL_*`` variables
+          and ``GATEWAY_CONSUL_DATACENTER``/``_TAG``/``_ACCEPT_WARNING``/``_WAIT``;
+          ``services`` then pins those services to fixed instances over it), else a static
+          registry of ``services``;
+        - outlier ejection, retry budget, breaker and zone from ``GATEWAY_OUTLIER_*``,
+          ``GATEWAY_RETRY_BUDGET_*``, ``GATEWAY_BREAKER_*``, ``GATEWAY_RETRY_MAX_BODY`` and
+          ``GATEWAY_ZONE``; the default policy's timeouts from ``GATEWAY_CONNECT_TIMEOUT``
+          and ``GATEWAY_RESPONSE_TIMEOUT``;
+        - per-service policies from the ``services:`` section of ``GATEWAY_CONFIG``'s file
+          (``discovery.mesh.policy_file``), over the default policy; ``policies`` win by name.
+
+        ValueError (or ``DiscoveryConfigError``) names the variable, or the file and key.
+        ``options`` go to the constructor."""
         env = os.environ if env is None else env
+        runtime = options.pop("runtime", None) or RuntimeSettings.from_env(env)
+        default = (default_policy or ServicePolicy()).with_env(env)
+        merged: dict[str, ServicePolicy] = {}
+        path = env.get("GATEWAY_CONFIG", "").strip()
+        if path:
+            merged.update(load_policies(path, default))
+        merged.update(policies or {})
         static = StaticRegistry(services or {})
         registry: ServiceRegistry = static
         if env.get("CONSUL_HTTP_ADDR", "").strip():
             consul = ConsulRegistry(
-                ConsulSettings.from_env(env),
+                ConsulSettings.from_env(env, **filter_from_env(env)),
                 watch_catalog=True,  # which hosts are services: the catalog's names
                 clock=options.get("clock"),
                 rng=options.get("rng"),
             )
             registry = LayeredRegistry(static, consul) if services else consul
-        return cls(registry, discovery_wait=discovery_wait, owns_registry=True, **options)
+        return cls(
+            registry,
+            policies=merged,
+            default_policy=default,
+            runtime=runtime,
+            discovery_wait=discovery_wait,
+            owns_registry=True,
+            **options,
+        )
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -267,9 +297,12 @@ class MeshClient:
                 strict_lanes=policy.strict_lanes,
             )
             breaker = (
-                self.runtimes.breakers.get(key, policy.breaker)
-                if policy.breaker is not None
-                else None
+                None
+                if policy.breaker is None
+                # "default": the runtime settings' breaker (GATEWAY_BREAKER_* with from_env)
+                else self.runtimes.breakers.get(
+                    key, policy.breaker if isinstance(policy.breaker, BreakerPolicy) else None
+                )
             )
             caller = self._services[key] = _Caller(
                 name,

@@ -13,13 +13,16 @@ The defaults are the safe ones for calls whose effects the client cannot see:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import aiohttp
 
 from resilience.backoff import Backoff
 from resilience.balancer.factory import BalancerSpec
 from resilience.breaker import BreakerPolicy
+from resilience.durations import parse_duration
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
@@ -126,15 +129,17 @@ class ServicePolicy:
     ``per_try_timeout``: seconds from sending an attempt to its response head, and at most
     that between two reads of its body; ``timeout``: the whole call, retries included, up to
     the response head (None: no bound); ``connect_timeout``: the TCP (and TLS) connect.
-    ``breaker``: None turns it off. ``max_concurrent``: the service's bulkhead (None: none);
-    ``max_per_instance``: calls in flight to one instance. ``strict_lanes``: a lane with no
-    instance is refused instead of falling back to stable."""
+    ``breaker``: ``"default"`` is the client's runtime settings' breaker (the
+    ``GATEWAY_BREAKER_*`` variables with ``from_env``), None turns it off.
+    ``max_concurrent``: the service's bulkhead (None: none); ``max_per_instance``: calls in
+    flight to one instance. ``strict_lanes``: a lane with no instance is refused instead of
+    falling back to stable."""
 
     retry: RetrySpec = field(default_factory=RetrySpec)
     per_try_timeout: float | None = 10.0
     timeout: float | None = 30.0
     connect_timeout: float | None = 5.0
-    breaker: BreakerPolicy | None = field(default_factory=BreakerPolicy)
+    breaker: BreakerPolicy | Literal["default"] | None = "default"
     max_concurrent: int | None = None
     max_per_instance: int | None = None
     balancer: BalancerSpec = field(default_factory=BalancerSpec)
@@ -149,3 +154,24 @@ class ServicePolicy:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
+
+    def with_env(self, env: Mapping[str, str], prefix: str = "GATEWAY_") -> ServicePolicy:
+        """This policy with the gateway's upstream timeouts where they are set:
+        ``GATEWAY_CONNECT_TIMEOUT`` the connect, ``GATEWAY_RESPONSE_TIMEOUT`` each try's wait
+        for its response head (the gateway's meaning of it). ValueError names the variable."""
+        connect, per_try = self.connect_timeout, self.per_try_timeout
+        for variable in ("CONNECT_TIMEOUT", "RESPONSE_TIMEOUT"):
+            text = env.get(prefix + variable, "").strip()
+            if not text:
+                continue
+            try:
+                seconds = parse_duration(text, default_unit="s")
+            except ValueError as exc:
+                raise ValueError(f"{prefix}{variable}: {exc}") from None
+            if seconds <= 0:
+                raise ValueError(f"{prefix}{variable}: must be a positive duration, got {text!r}")
+            if variable == "CONNECT_TIMEOUT":
+                connect = seconds
+            else:
+                per_try = seconds
+        return replace(self, connect_timeout=connect, per_try_timeout=per_try)

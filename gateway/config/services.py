@@ -3,8 +3,10 @@ defaults for the routes to ``lb://<service>``.
 
 Each service is ``name: [instances]``, or ``name: {instances: [...], load-balancer: ..., ...}``
 to give the policy too (a service known only to discovery may be listed with a policy and no
-instances). The policy keys are the route metadata's; what their values may be is routing's to
-say, so it is checked by the ``check_policy`` the caller passes in.
+instances). The shared policy keys are the route metadata's; what their values may be is
+routing's to say, so it is checked by the ``check_policy`` the caller passes in. The mesh
+client's own keys (``retry``, ``circuit-breaker``, ``strict-lanes``) are
+``discovery.mesh.policy_file``'s.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from discovery.mesh.policy_file import CLIENT_KEYS, SHARED_KEYS, PolicyError, check_client_keys
 from gateway.config.args import parse_bool
 from gateway.config.errors import RANK_SERVICES, ErrorCollector
 from gateway.config.schema import InstanceDefinition
@@ -24,12 +27,10 @@ from gateway.errors import ConfigError
 INSTANCE_KEYS = ("host", "port", "secure", "tls-server-name", "weight", "metadata", "id")
 # A DNS name (what SNI and a certificate's DNS SANs hold); an IP address is taken too.
 _DNS_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
-SERVICE_POLICY_KEYS = (
-    "load-balancer",
-    "hash-on",
-    "max-concurrent",
-    "max-concurrent-per-instance",
-)
+# The keys both the gateway's routes to the service and a mesh client read, then the ones only
+# a mesh client reads (the gateway's routes say the same with their own filters), which are
+# checked here all the same so that ``meshgate validate`` catches a mistake in either.
+SERVICE_POLICY_KEYS = SHARED_KEYS + CLIENT_KEYS
 
 # Raises ``ConfigError`` (without a location) for a service policy whose values are wrong.
 PolicyCheck = Callable[[Mapping[str, Any]], object]
@@ -85,9 +86,13 @@ def read_services(
             for bad in unknown:
                 errors.add(unknown_key(bad, SERVICE_POLICY_KEYS), label, key=key)
             try:
-                check_policy(policy)
+                check_policy({k: v for k, v in policy.items() if k not in CLIENT_KEYS})
             except ConfigError as exc:
                 errors.add(exc, label, key=key)
+            try:
+                check_client_keys(policy)
+            except PolicyError as exc:
+                errors.fail(str(exc), label, key=key)
             if policy and not unknown:
                 policies[name] = policy
             if "instances" not in raw_instances:

@@ -397,3 +397,72 @@ async def test_registration_helper_registers_and_deregisters_an_app(consul: Cons
     finally:
         await runner.cleanup()
     assert "inventory-1" not in consul.api("GET", "/v1/agent/services")
+
+
+async def test_from_env_takes_the_gateways_variables_and_the_files_services_policies(
+    tmp_path: Any,
+) -> None:
+    """GATEWAY_BREAKER_FAIL_MAX opens the breaker of a service with no policy of its own, and
+    the route file's ``services:`` section sets another service's retries and timeouts."""
+    droppers = [await Dropper().start(), await Dropper().start()]
+    slow = web.Application()
+
+    async def sleepy(request: web.Request) -> web.Response:
+        await asyncio.sleep(1.0)
+        return web.json_response({})
+
+    slow.router.add_get("/{tail:.*}", sleepy)
+    slow_runner, slow_port = await serve(slow, 0)
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        "services:\n"
+        "  billing:\n"
+        "    instances: []\n"
+        "    retry: {retries: 0}\n"
+        "  reports:\n"
+        "    response-timeout: 100\n"
+        "    circuit-breaker: false\n"
+    )
+    env = {"GATEWAY_BREAKER_FAIL_MAX": "2", "GATEWAY_CONFIG": str(routes)}
+    services = {
+        "billing": [d.member(f"d{n}") for n, d in enumerate(droppers)],
+        "ledger": [d.member(f"l{n}") for n, d in enumerate(droppers)],
+        "reports": [ServiceInstance("reports", "r", "127.0.0.1", slow_port)],
+    }
+    try:
+        async with MeshClient.from_env(env, services=services, discovery_wait=0) as mesh:
+            # billing: no retry (the file), so each call reaches one dropper once.
+            for _ in range(2):
+                with pytest.raises(aiohttp.ClientError):
+                    await fetch(mesh, "http://billing/x")
+            assert sum(d.requests for d in droppers) == 2
+            with pytest.raises(CircuitOpen):  # two failures: GATEWAY_BREAKER_FAIL_MAX
+                await fetch(mesh, "http://billing/x")
+            # ledger: the default policy (one retry) under the same env breaker.
+            for _ in range(2):
+                with pytest.raises(aiohttp.ClientError):
+                    await fetch(mesh, "http://ledger/x")
+            assert sum(d.requests for d in droppers) == 6
+            with pytest.raises(CircuitOpen):
+                await fetch(mesh, "http://ledger/x")
+            # reports: a 100 ms per-try timeout, one retry, and no breaker at all.
+            started = asyncio.get_running_loop().time()
+            for _ in range(3):
+                with pytest.raises(TimeoutError):
+                    await fetch(mesh, "http://reports/x")
+            assert asyncio.get_running_loop().time() - started < 0.9 * 3
+    finally:
+        await slow_runner.cleanup()
+        for d in droppers:
+            await d.stop()
+
+
+def test_from_env_refuses_a_bad_variable_or_policy_naming_it(tmp_path: Any) -> None:
+    with pytest.raises(ValueError, match="GATEWAY_BREAKER_FAIL_MAX: must be at least 1"):
+        MeshClient.from_env({"GATEWAY_BREAKER_FAIL_MAX": "0"})
+    with pytest.raises(ValueError, match="GATEWAY_RESPONSE_TIMEOUT"):
+        MeshClient.from_env({"GATEWAY_RESPONSE_TIMEOUT": "soon"})
+    routes = tmp_path / "routes.yaml"
+    routes.write_text("services:\n  billing:\n    retry: {retries: -1}\n")
+    with pytest.raises(ValueError, match=r"routes.yaml: services\.billing\.retry\.retries"):
+        MeshClient.from_env({"GATEWAY_CONFIG": str(routes)})

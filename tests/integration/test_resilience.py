@@ -490,3 +490,37 @@ async def test_load_shedding_does_not_open_the_circuit_breaker(
         await asyncio.gather(held, return_exceptions=True)
         await gw.gateway.stop()
         await stalled.stop()
+
+
+async def test_a_services_response_timeout_applies_to_its_routes_unless_they_set_one(
+    tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
+    """``services.<name>.response-timeout`` (shared with the services' mesh clients) is the
+    default of every route to ``lb://<name>``; a route's own metadata wins."""
+    [stalled] = await start_chaos("s")
+    stalled.mode = "stall"
+    routes = f"""
+        services:
+          pool:
+            response-timeout: 150
+            retry: {{retries: 2}}
+            instances: [{{host: 127.0.0.1, port: {stalled.port}, id: s}}]
+        routes:
+          - id: inherits
+            uri: lb://pool
+            predicates: [Path=/a/**]
+          - id: own
+            uri: lb://pool
+            predicates: [Path=/b/**]
+            metadata: {{response-timeout: 600}}
+        """
+    gw = await gateway_for(tmp_path, routes)
+    loop = asyncio.get_running_loop()
+    try:
+        for path, low, high in (("/a/x", 0.1, 0.5), ("/b/x", 0.55, 1.5)):
+            started = loop.time()
+            assert await fetch(session, "GET", f"{gw.url}{path}") == 504
+            assert low <= loop.time() - started < high, path
+    finally:
+        await gw.gateway.stop()
+        await stalled.stop()

@@ -450,7 +450,8 @@ def test_bad_route_timeout_metadata_names_file_route_and_key(tmp_path: Path) -> 
 def test_service_policy_mistakes_name_the_service(errors_of: Check) -> None:
     assert errors_of("services:\n  orders:\n    load-balanser: random\n    instances: []\n") == [
         "routes.yml: services.orders: unknown key 'load-balanser' (did you mean load-balancer?);"
-        " allowed: load-balancer, hash-on, max-concurrent, max-concurrent-per-instance"
+        " allowed: connect-timeout, response-timeout, deadline, load-balancer, hash-on,"
+        " max-concurrent, max-concurrent-per-instance, retry, circuit-breaker, strict-lanes"
     ]
     [message] = errors_of("services:\n  orders:\n    load-balancer: fastest\n")
     assert message.startswith("routes.yml: services.orders: load-balancer: ")
@@ -460,6 +461,31 @@ def test_service_policy_mistakes_name_the_service(errors_of: Check) -> None:
     )
     assert any("max-concurrent" in m for m in messages)
     assert any("services.orders.instances[0]: port must be 1..65535" in m for m in messages)
+
+
+def test_mesh_client_keys_are_checked_by_the_gateway_too(errors_of: Check) -> None:
+    """A file shared by the gateway and the services' mesh clients: ``meshgate validate``
+    catches a mistake in the keys only the clients read."""
+    assert errors_of("services:\n  orders:\n    retry: {retries: -1}\n") == [
+        "routes.yml: services.orders: retry.retries: expected 0 or more, got -1"
+    ]
+    assert errors_of("services:\n  orders:\n    circuit-breaker: {fail-max: 0}\n") == [
+        "routes.yml: services.orders: circuit-breaker.fail-max: expected a positive integer, got 0"
+    ]
+    assert errors_of("services:\n  orders:\n    deadline: 0\n") == [
+        "routes.yml: services.orders: deadline: expected a positive number of milliseconds, got 0"
+    ]
+
+
+def test_mesh_client_keys_load(
+    predicates: dict[str, PredicateFactory], filters: dict[str, FilterFactory]
+) -> None:
+    text = (
+        "services:\n  orders:\n    retry: {retries: 2, statuses: [503]}\n"
+        "    circuit-breaker: false\n    strict-lanes: true\n    response-timeout: 500\n"
+    )
+    config, _ = validate_text(text, "routes.yml", predicates, filters)
+    assert config.service_policies["orders"]["response-timeout"] == 500
 
 
 def test_service_policy_and_instances_load(
