@@ -162,15 +162,19 @@ class MeshClient:
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
-        if self._session is None:
-            session = aiohttp.ClientSession()
-            # aiohttp resends an idempotent request once, to the same address, when the
-            # connection drops (meant for a stale keep-alive one, applied to every one). Our
-            # retry loop does that instead: it goes to another instance, records the failure
-            # for ejection and pays from the retry budget. aiohttp has no argument for it;
-            # the attribute is pinned with aiohttp (<3.15), and a test fails if it changes.
-            session._retry_connection = False
-            self._session = session
+        """Open the session and start an owned registry; a second call does nothing."""
+        if self._session is not None:
+            return
+        # No cookie jar: one client serves every caller in the process, and a cookie one
+        # instance set must not travel with another caller's calls.
+        session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+        # aiohttp resends an idempotent request once, to the same address, when the
+        # connection drops (meant for a stale keep-alive one, applied to every one). Our
+        # retry loop does that instead: it goes to another instance, records the failure
+        # for ejection and pays from the retry budget. aiohttp has no argument for it;
+        # the attribute is pinned with aiohttp (<3.15), and a test fails if it changes.
+        session._retry_connection = False
+        self._session = session
         if self._owns_registry:
             await self.registry.start()
             registry = self.registry

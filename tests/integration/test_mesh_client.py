@@ -466,3 +466,28 @@ def test_from_env_refuses_a_bad_variable_or_policy_naming_it(tmp_path: Any) -> N
     routes.write_text("services:\n  billing:\n    retry: {retries: -1}\n")
     with pytest.raises(ValueError, match=r"routes.yaml: services\.billing\.retry\.retries"):
         MeshClient.from_env({"GATEWAY_CONFIG": str(routes)})
+
+
+async def test_a_cookie_an_instance_sets_is_not_sent_on_later_calls() -> None:
+    """One client serves every caller in a process: it keeps no cookie jar."""
+    seen: list[str | None] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Cookie"))
+        response = web.json_response({})
+        response.set_cookie("session", "caller-a")
+        return response
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    runner, port = await serve(app, 0)
+    registry = StaticRegistry({"web": [ServiceInstance("web", "w", "localhost", port)]})
+    try:
+        async with client(registry) as mesh:
+            for _ in range(2):
+                await fetch(mesh, "http://web/x")
+            await mesh.start()  # a second start changes nothing
+            await fetch(mesh, "http://web/x")
+        assert seen == [None, None, None]
+    finally:
+        await runner.cleanup()
