@@ -1,5 +1,6 @@
-"""Gauges read from one worker's state at scrape time: breakers, ejected instances,
-instances per service and the age of the discovery snapshot."""
+"""Gauges read from one process's call state at scrape time: breakers, ejected instances,
+instances per service and the age of the discovery snapshot. The gateway's scrape and a
+service's mesh client (``discovery.mesh.metrics``) export the same series from the same code."""
 
 from __future__ import annotations
 

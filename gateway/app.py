@@ -24,6 +24,7 @@ from discovery.instance import ServiceInstance
 from discovery.layered import LayeredRegistry
 from discovery.registration import SelfRegistration
 from discovery.registry import ServiceRegistry
+from discovery.state_gauges import state_gauges
 from discovery.static import StaticRegistry
 from gateway.config.errors import ConfigErrors
 from gateway.dispatch import Dispatcher, error_response
@@ -46,7 +47,6 @@ from gateway.mirror.sender import MirrorLimits, Mirrors
 from gateway.observability.access_log import AccessLog
 from gateway.observability.metrics import Metrics
 from gateway.observability.observer import RequestObserver
-from gateway.observability.state_gauges import state_gauges
 from gateway.observability.tracing import Tracing, TracingSettings
 from gateway.plugins import Factories
 from gateway.request_id import request_id_factory
