@@ -16,11 +16,20 @@ counter and the listeners; this module adapts it to asyncio and to an injected c
 A cancelled call counts as a failure, like any exception: the usual cause is a timeout
 wrapped around the call. Keep timeouts for single attempts inside ``fn`` so that they surface
 as ``TimeoutError``; cancellation from a client going away is rare enough not to matter.
+
+A closed breaker, the state nearly every call meets, does not go through pybreaker's generic
+call machinery (a lock, a generator wrapped in a context manager, listener loops: most of the
+breaker's cost per call) but does what pybreaker's closed state does: a success resets the
+failure counter, a failure goes to pybreaker's own handler on that state (the counter, the
+exclusions, tripping open, the listeners). Every other state takes pybreaker's own path.
+``begin``/``finish`` are the same admission and outcome as ``call`` for a caller that makes
+its call inline instead of passing a coroutine function.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -72,6 +81,24 @@ class _CountAsFailure(Exception):
     escapes ``Breaker.call``."""
 
 
+class Admission:
+    """One admitted call (``Breaker.begin``), to be reported with ``Breaker.finish``: the
+    closed state it was admitted in (``closed``), or pybreaker's ``calling()`` context it
+    entered (``manager``), and whether it holds a half-open probe slot."""
+
+    __slots__ = ("closed", "manager", "probe")
+
+    def __init__(
+        self,
+        closed: pybreaker.CircuitBreakerState | None,
+        manager: AbstractContextManager[object] | None,
+        probe: bool,
+    ) -> None:
+        self.closed = closed
+        self.manager = manager
+        self.probe = probe
+
+
 class _ClockStorage(pybreaker.CircuitMemoryStorage):
     """pybreaker's in-memory storage with ``opened_at`` taken from the injected clock.
 
@@ -81,12 +108,36 @@ class _ClockStorage(pybreaker.CircuitMemoryStorage):
     the time elapsed on our clock since opening". pybreaker's own comparison then reduces to
     ``elapsed_on_our_clock < reset_timeout`` (give or take the microseconds between our
     ``now`` and its own), so a fake clock in tests, or a monotonic one in production (immune
-    to wall-clock steps), decides when the breaker half-opens."""
+    to wall-clock steps), decides when the breaker half-opens.
+
+    The state and the failure counter are plain attributes (``current``, ``failures``) behind
+    pybreaker's storage interface, so the breaker's closed fast path reads and resets them
+    without a call."""
 
     def __init__(self, clock: Clock) -> None:
         super().__init__(CLOSED)
         self._clock = clock
         self._opened_mono: float | None = None
+        self.current = CLOSED
+        self.failures = 0
+
+    @property
+    def state(self) -> str:
+        return self.current
+
+    @state.setter
+    def state(self, state: str) -> None:
+        self.current = state
+
+    @property
+    def counter(self) -> int:
+        return self.failures
+
+    def increment_counter(self) -> None:
+        self.failures += 1
+
+    def reset_counter(self) -> None:
+        self.failures = 0
 
     @property
     def opened_at(self) -> datetime | None:
@@ -135,6 +186,9 @@ class Breaker:
         self._clock = clock
         self._storage = _ClockStorage(clock)
         self._probes = 0
+        # The admission of calls in the closed state: one per closed state object (pybreaker
+        # makes a new one on every change), so a closed call allocates nothing.
+        self._closed: Admission | None = None
         listeners = [_Listener(name, on_state_change)] if on_state_change is not None else []
         self._cb = pybreaker.CircuitBreaker(
             fail_max=policy.fail_max,
@@ -168,23 +222,79 @@ class Breaker:
         re-raised; a result for which ``is_failure`` is true counts as a failure too but is
         still returned (the caller may pass a 503 on or map it to a fallback). Raises
         ``CircuitOpen`` without calling ``fn`` when the breaker refuses."""
-        probe = self._admit()
-        result: T
+        admission = self.begin()
         try:
-            with self._cb.calling():
-                result = await fn()
-                if is_failure is not None and is_failure(result):
-                    raise _CountAsFailure
-        except _CountAsFailure:
-            pass
-        except pybreaker.CircuitBreakerError as exc:
-            # Only possible if pybreaker's own timeout check disagrees with ``_admit`` about
-            # the open state; the call was not made either way.
-            raise CircuitOpen(self.name, self._retry_after()) from exc
-        finally:
+            result = await fn()
+            failed = is_failure is not None and is_failure(result)
+        except BaseException as exc:
+            self.finish(admission, exc)
+            if isinstance(exc, pybreaker.CircuitBreakerError):
+                raise CircuitOpen(self.name, self._retry_after()) from exc
+            raise
+        self.finish(admission, failure=failed)
+        return result
+
+    def begin(self) -> Admission:
+        """Admit one call, or raise ``CircuitOpen`` without it. Report its outcome with
+        ``finish`` exactly once, whatever happens to it (a cancellation too)."""
+        # What pybreaker's ``state`` property answers when its cached state and the storage
+        # agree (else it catches up first, which its own path below does).
+        state = self._cb._state
+        if type(state) is pybreaker.CircuitClosedState and self._storage.current == CLOSED:
+            # ``_admit`` admits a closed call as no probe, and pybreaker's closed state lets it
+            # through without looking at anything: the outcome is all that matters.
+            admission = self._closed
+            if admission is None or admission.closed is not state:
+                admission = self._closed = Admission(state, None, False)
+            return admission
+        probe = self._admit()
+        manager = self._cb.calling()
+        try:
+            manager.__enter__()
+        except BaseException as exc:
             if probe:
                 self._probes -= 1
-        return result
+            if isinstance(exc, pybreaker.CircuitBreakerError):
+                # Only possible if pybreaker's own timeout check disagrees with ``_admit``
+                # about the open state; the call is not made either way.
+                raise CircuitOpen(self.name, self._retry_after()) from exc
+            raise
+        return Admission(None, manager, probe)
+
+    def finish(
+        self, admission: Admission, error: BaseException | None = None, *, failure: bool = False
+    ) -> None:
+        """The outcome of a call ``begin`` admitted: ``error``, the exception it raised, or
+        none (a result: a success, unless ``failure`` says it counts as a failure). Returns
+        normally once the breaker has taken note (the caller raises ``error`` if it is one);
+        raises only what pybreaker raises in its place (``CircuitOpen`` for its own error)."""
+        if error is None and failure:
+            error = _CountAsFailure()
+        closed = admission.closed
+        try:
+            if closed is not None:
+                if error is None:
+                    # pybreaker's closed-state success: the counter reset, then hooks that do
+                    # nothing here (the closed state's on_success, our listener's success).
+                    self._storage.failures = 0
+                else:
+                    # The state the call was admitted in decides, as in pybreaker's own path.
+                    closed._handle_error(error, reraise=False)
+            elif error is None:
+                assert admission.manager is not None
+                admission.manager.__exit__(None, None, None)
+            else:
+                assert admission.manager is not None
+                admission.manager.__exit__(type(error), error, error.__traceback__)
+        except BaseException as raised:
+            if raised is error:
+                return  # pybreaker re-raising the call's own error (tripping does)
+            if isinstance(raised, pybreaker.CircuitBreakerError):
+                raise CircuitOpen(self.name, self._retry_after()) from raised
+            raise
+        finally:
+            if admission.probe:
+                self._probes -= 1
 
     def snapshot(self) -> dict[str, str | int | float | None]:
         opened = self._storage.opened_monotonic

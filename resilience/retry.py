@@ -97,26 +97,68 @@ class Retrier(Generic[R]):
         """Call ``attempt(n)`` for n = 1, 2, … until an outcome is not retried; return its
         result or raise its error. ``before_retry(n, why)`` runs before attempt n > 1, with
         the last outcome described for the log."""
-        policy = self._policy
-        events = self._events
-        if budget is not None:
-            budget.record_request()
         # The common case without tenacity: a first outcome the policy would never retry is
         # the answer (tenacity builds and steps a state machine per call: most of a retried
         # call's overhead when nothing is retried). Otherwise its loop takes over, the first
         # trial replaying the outcome already had, its clock started when the call did.
-        started = time.monotonic()
+        started = self.begin(budget)
         known: R | None = None
         known_error: Exception | None = None
         try:
             known = await attempt(1)
         except Exception as exc:
-            if policy.retries == 0 or not policy.retry_on_error(exc):
+            if not self.retries_error(exc):
                 raise
-            known_error = exc
+            known_error = exc  # retried outside this handler: no implicit exception chaining
         else:
-            if policy.retries == 0 or not policy.retry_on_result(known):
+            if not self.retries_result(known):
                 return known
+        return await self.resume(
+            attempt,
+            started,
+            known,
+            known_error,
+            service=service,
+            budget=budget,
+            replay=replay,
+            before_retry=before_retry,
+        )
+
+    # ``run`` in steps, for a caller that makes the first attempt inline (no coroutine to
+    # hand over per call): ``begin``, the attempt, then ``resume`` only when ``retries_error``
+    # or ``retries_result`` says its outcome may be retried.
+    def begin(self, budget: RetryBudget | None = None) -> float:
+        """Count the call in ``budget``; returns its start, for ``resume``."""
+        if budget is not None:
+            budget.record_request()
+        return time.monotonic()
+
+    def retries_error(self, exc: BaseException) -> bool:
+        """Whether the first attempt's error may be retried (else it is the answer)."""
+        policy = self._policy
+        return policy.retries > 0 and policy.retry_on_error(exc)
+
+    def retries_result(self, result: R) -> bool:
+        """Whether the first attempt's result may be retried (else it is the answer)."""
+        policy = self._policy
+        return policy.retries > 0 and policy.retry_on_result(result)
+
+    async def resume(
+        self,
+        attempt: Callable[[int], Awaitable[R]],
+        started: float,
+        known: R | None,
+        known_error: Exception | None,
+        *,
+        service: str | None = None,
+        budget: RetryBudget | None = None,
+        replay: Replayable | None = None,
+        before_retry: Callable[[int, str], None] | None = None,
+    ) -> R:
+        """The rest of ``run`` after a first attempt (``known``, or ``known_error``) that may
+        be retried: attempts 2, 3, … as the policy, the budget and the time left allow."""
+        policy = self._policy
+        events = self._events
 
         def should_retry(state: tenacity.RetryCallState) -> bool:
             outcome = state.outcome

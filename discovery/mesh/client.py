@@ -26,14 +26,23 @@ import asyncio
 import os
 import random
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from functools import partial
 from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 from opentelemetry import trace as otel_trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import (
+    NoOpTracer,
+    ProxyTracer,
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+    Tracer,
+)
 from yarl import URL
 
 from discovery.consul.registry import ConsulRegistry
@@ -230,7 +239,8 @@ class MeshClient:
 
     def service_of(self, url: str | URL) -> str | None:
         """The service a URL goes to (None: a direct host)."""
-        url = URL(url)
+        if type(url) is not URL:
+            url = URL(url)
         host = url.host
         if not host:
             raise ValueError(f"{url} names no host")
@@ -257,11 +267,18 @@ class MeshClient:
         if session is None:
             raise RuntimeError("MeshClient is not started: use `async with` or start()")
         service = self.service_of(url)
-        caller = self._service(service) if service is not None else self._host(url)
-        if service is not None:
+        if service is None:
+            caller = self._host(url)
+        else:  # ``_service``'s own lookup first: it makes the caller only the first time
+            caller = self._services.get(service.casefold()) or self._service(service)
+        if service is not None and not caller.waited and self._discovery_wait > 0:
             await self._await_discovery(caller)
-        headers = CIMultiDict[str](kwargs.pop("headers", None) or {})
-        own_baggage = headers.popall("baggage", [])
+        given = kwargs.pop("headers", None)
+        headers: CIMultiDict[str] | CIMultiDictProxy[str] = _NO_HEADERS
+        own_baggage: list[str] = []
+        if given:
+            headers = CIMultiDict(given)
+            own_baggage = headers.popall("baggage", [])
         return await caller.call(
             session, method, url, headers, own_baggage, kwargs, _context.current()
         )
@@ -392,6 +409,12 @@ class _Replay:
         self.replayable = data is None or isinstance(data, _REPLAYABLE)
 
 
+# Instances whose last target ``_Caller._target`` remembers, at most.
+_MAX_TARGETS = 1024
+# A call without headers of its own: read and copied from, never changed.
+_NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
+
+
 def _discard(response: Response) -> None:
     """A retried response: its body is not wanted (its slots go with its connection)."""
     response.release()
@@ -401,8 +424,53 @@ def _status(response: Response) -> str:
     return f"status {response.status}"
 
 
-def _server_error(response: Response) -> bool:
-    return response.status >= 500
+class _Call:
+    """One call's state across its attempts."""
+
+    __slots__ = (
+        "headers",
+        "kwargs",
+        "lane",
+        "method",
+        "own_traceparent",
+        "parent",
+        "parent_id",
+        "propagation",
+        "session",
+        "shared",
+        "traced",
+        "tried",
+        "url",
+    )
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: URL,
+        headers: CIMultiDict[str] | CIMultiDictProxy[str],
+        kwargs: dict[str, Any],
+        lane: str | None,
+        propagation: _context.Propagation,
+        traced: bool,
+        parent: Context | None,
+        parent_id: int | None,
+    ) -> None:
+        self.session = session
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.kwargs = kwargs
+        self.lane = lane
+        self.propagation = propagation
+        self.traced = traced  # False: the tracer is OpenTelemetry's no-op one
+        self.parent = parent
+        self.parent_id = parent_id
+        self.tried: set[str] = set()
+        # Untraced attempts: the propagation fields after the traceparent that the caller's
+        # headers leave to send, and whether they hold a traceparent (on the first attempt).
+        self.shared: tuple[tuple[str, str], ...] | None = None
+        self.own_traceparent = False
 
 
 class _Caller:
@@ -412,9 +480,12 @@ class _Caller:
         "_deadlines",
         "_hooks",
         "_picker",
+        "_retrier_of",
         "_rng",
         "_runtime",
         "_runtimes",
+        "_status_retried",
+        "_targets",
         "_timeout",
         "_tracer",
         "breaker",
@@ -447,6 +518,7 @@ class _Caller:
         self._rng = rng
         self._tracer = tracer
         self.waited = False
+        self._targets: dict[str, tuple[ServiceInstance, URL, URL]] = {}
         # The per-try timeout is aiohttp's own bounds, not a loop timer of ours per attempt
         # (cancelled timers stay in the loop's heap until their time, and every later one pays
         # for them): a connection (from the pool, or opened) within it, the connect itself
@@ -459,6 +531,9 @@ class _Caller:
             sock_read=policy.per_try_timeout,
         )
         spec = policy.retry
+        # No status listed, no series: ``retries_status`` is false for every response, so a
+        # call need not ask the retrier about its first one.
+        self._status_retried = bool(spec.statuses or spec.series_codes)
 
         def retrier(idempotent: bool) -> Retrier[Response]:
             def on_error(exc: BaseException) -> bool:
@@ -481,91 +556,169 @@ class _Caller:
         # By whether the method is idempotent: a non-idempotent one is repeated only when
         # nothing of it can have been sent.
         self.retriers = {True: retrier(True), False: retrier(False)}
+        # A call's retrier by its method: only the methods retried at all, when retries are.
+        self._retrier_of = (
+            {method: self.retriers[method in IDEMPOTENT] for method in spec.methods}
+            if spec.retries > 0
+            else {}
+        )
 
     async def call(
         self,
         session: aiohttp.ClientSession,
         method: str,
         url: URL,
-        headers: CIMultiDict[str],
+        headers: CIMultiDict[str] | CIMultiDictProxy[str],
         own_baggage: list[str],
         kwargs: dict[str, Any],
         context: _context.CallContext | None,
     ) -> Response:
+        # The breaker, the overall deadline and the retry loop's first attempt in this one
+        # coroutine (their step APIs: the same admission, bookkeeping and outcomes as
+        # ``Breaker.call``, ``Deadlines.within`` and ``Retrier.run``), not a coroutine and a
+        # closure per layer per call; tenacity's loop only when a first outcome is retried.
         policy = self.policy
-        lane = context.lane if context is not None else None
-        parent, parent_id = _context.span_parent(context)
-        tried: set[str] = set()
+        propagation = _context.Propagation.of(context, own_baggage)
+        # Whether the tracer records anything: not OpenTelemetry's no-op one, directly or as
+        # the proxy tracer handing over to it while no provider is set (asked per call, so a
+        # provider set later is followed). A no-op tracer's spans are their parent's and do
+        # nothing, so then an attempt makes none.
+        tracer = self._tracer
+        if type(tracer) is ProxyTracer:
+            # Whom the proxy delegates to now; a proxy without that attribute counts as tracing.
+            tracer = getattr(tracer, "_tracer", tracer)
+        traced = type(tracer) is not NoOpTracer
+        parent, parent_id = propagation.span_parent() if traced else (None, None)
         if "timeout" not in kwargs:
             kwargs["timeout"] = self._timeout
+        call = _Call(
+            session,
+            method,
+            url,
+            headers,
+            kwargs,
+            context.lane if context is not None else None,
+            propagation,
+            traced,
+            parent,
+            parent_id,
+        )
+        retrier = self._retrier_of.get(method)
+        breaker = self.breaker
+        admission = breaker.begin() if breaker is not None else None
+        try:
+            deadlines = self._deadlines
+            entry = deadlines.enter(policy.timeout) if policy.timeout is not None else None
+            try:
+                if retrier is None:
+                    response = await self._attempt(call, 1)
+                else:
+                    runtime = self._runtime
+                    budget = runtime.budget if runtime is not None else None
+                    started = retrier.begin(budget)
+                    known: Response | None = None
+                    known_error: Exception | None = None
+                    try:
+                        known = await self._attempt(call, 1)
+                    except Exception as exc:
+                        if not retrier.retries_error(exc):
+                            raise
+                        known_error = exc  # retried outside this handler: no implicit chaining
+                    if known is not None and not (
+                        self._status_retried and retrier.retries_result(known)
+                    ):
+                        response = known
+                    else:
+                        response = await retrier.resume(
+                            partial(self._attempt, call),
+                            started,
+                            known,
+                            known_error,
+                            service=self.name,
+                            budget=budget,
+                            replay=_Replay(kwargs),
+                        )
+            except asyncio.CancelledError:
+                exceeded = deadlines.exceeded(entry) if entry is not None else None
+                if exceeded is None:
+                    raise  # cancelled by someone else
+                raise exceeded from None
+            finally:
+                if entry is not None:
+                    deadlines.leave(entry)
+        except BaseException as exc:
+            if breaker is not None and admission is not None:
+                breaker.finish(admission, exc)
+            raise
+        if breaker is not None and admission is not None:
+            breaker.finish(admission, failure=response.status >= 500)
+        return response
 
-        async def attempt(number: int) -> Response:
-            target, instance = self._target(url, tried, lane)
-            span = self._span(method, target, instance, number, parent)
+    async def _attempt(self, call: _Call, number: int) -> Response:
+        target, instance = self._target(call.url, call.tried, call.lane)
+        span: Span | None = None
+        child = None
+        if call.traced:
+            span = self._span(call.method, target, instance, number, call.parent)
             own = span.get_span_context()
             # A no-op tracer hands back its parent's span: then a new span id, as without one.
-            child = own if own.is_valid and own.span_id != parent_id else None
-            sent = CIMultiDict(headers)
-            for name, value in _context.outbound_headers(context, self._rng, own_baggage, child):
+            child = own if own.is_valid and own.span_id != call.parent_id else None
+            sent = CIMultiDict(call.headers)
+            for name, value in call.propagation.fields(self._rng, child):
                 if name not in sent or name == "baggage":
                     sent.add(name, value)
-            hooks = self._hooks
-            instance_id = instance.instance_id if instance is not None else None
-            entered = hooks.begin(instance_id) if hooks is not None else None
-            options = kwargs
-            if instance is not None and instance.secure and instance.tls_server_name:
-                # The instance's certificate names it by DNS name while it is registered by IP.
-                options = {**kwargs, "server_hostname": instance.tls_server_name}
-            try:
-                response = await session.request(method, target, headers=sent, **options)
-            except asyncio.CancelledError as exc:
-                _failed(span, exc)
-                if hooks is not None:
-                    hooks.outcome(instance_id, False, cancelled=True)
-                    hooks.release(instance_id, entered)
-                raise
-            except BaseException as exc:
-                _failed(span, exc)
-                if hooks is not None:
-                    hooks.outcome(instance_id, False)
-                    hooks.release(instance_id, entered)
-                raise
-            _answered(span, response.status)
-            if hooks is not None:
-                hooks.outcome(instance_id, response.status < 500)
-                _release_with(response, hooks, instance_id, entered)
-            return response
-
-        retry = policy.retry
-        if method in retry.methods and retry.retries > 0:
-            retrier = self.retriers[method in IDEMPOTENT]
-            runtime = self._runtime
-
-            async def attempts() -> Response:
-                return await retrier.run(
-                    attempt,
-                    service=self.name,
-                    budget=runtime.budget if runtime is not None else None,
-                    replay=_Replay(kwargs),
-                )
-
         else:
-
-            async def attempts() -> Response:
-                return await attempt(1)
-
-        bounded: Callable[[], Awaitable[Response]] = attempts
-        if policy.timeout is not None:
-            overall = policy.timeout
-
-            deadlines = self._deadlines
-
-            async def bounded() -> Response:
-                return await deadlines.within(overall, attempts)
-
-        if self.breaker is None:
-            return await bounded()
-        return await self.breaker.call(bounded, _server_error)
+            # The API's no-op tracer, whose span would be its parent's and whose span methods do
+            # nothing: no span, and the fields ``fields(rng, None)`` gives, of which only the
+            # traceparent (a new span id) differs between attempts. The caller's own headers
+            # win but for baggage (merged), as above.
+            propagation = call.propagation
+            traceparent = propagation.traceparent(self._rng)
+            shared = call.shared
+            if shared is None:
+                headers = call.headers
+                call.own_traceparent = "traceparent" in headers
+                shared = call.shared = tuple(
+                    (name, value)
+                    for name, value in propagation.shared()
+                    if name not in headers or name == "baggage"
+                )
+            sent = CIMultiDict(call.headers)
+            if not call.own_traceparent:
+                sent.add("traceparent", traceparent)
+            if shared:
+                sent.extend(shared)
+        hooks = self._hooks
+        instance_id = instance.instance_id if instance is not None else None
+        entered = hooks.begin(instance_id) if hooks is not None else None
+        options = call.kwargs
+        if instance is not None and instance.secure and instance.tls_server_name:
+            # The instance's certificate names it by DNS name while it is registered by IP.
+            options = {**options, "server_hostname": instance.tls_server_name}
+        try:
+            # What ``session.request`` wraps for ``async with``; awaited at once here, it needs
+            # no wrapper (aiohttp is pinned <3.15, as for ``_retry_connection``).
+            response = await call.session._request(call.method, target, headers=sent, **options)
+        except asyncio.CancelledError as exc:
+            if span is not None:
+                _failed(span, exc)
+            if hooks is not None:
+                hooks.outcome(instance_id, False, cancelled=True)
+                hooks.release(instance_id, entered)
+            raise
+        except BaseException as exc:
+            if span is not None:
+                _failed(span, exc)
+            if hooks is not None:
+                hooks.outcome(instance_id, False)
+                hooks.release(instance_id, entered)
+            raise
+        if span is not None:
+            _answered(span, response.status)
+        if hooks is not None:
+            hooks.outcome(instance_id, response.status < 500)
+            _release_with(response, hooks, instance_id, entered)
+        return response
 
     def _span(
         self,
@@ -600,6 +753,13 @@ class _Caller:
         if picker is None:
             return url, None
         instance = picker.pick(tried, None, lane)
+        # The last target built for each instance, reused while the instance and the URL are
+        # the same objects (a URL made from the same text is: yarl keeps them): building and
+        # validating it again costs about what the pick itself does.
+        targets = self._targets
+        last = targets.get(instance.instance_id)
+        if last is not None and last[0] is instance and last[1] is url:
+            return last[2], instance
         target = URL.build(
             scheme="https" if instance.secure else "http",
             host=instance.host,
@@ -608,6 +768,9 @@ class _Caller:
             query_string=url.raw_query_string,
             encoded=True,
         )
+        if len(targets) >= _MAX_TARGETS:
+            targets.clear()  # instances come and go: start over rather than grow
+        targets[instance.instance_id] = (instance, url, target)
         return target, instance
 
 
