@@ -9,7 +9,8 @@ as this process's CPU seconds per call, in interleaved rounds.
 Prints one JSON object. Run as its own process (``bench.run`` does), so the CPU it reads is
 the client's alone: the upstream and the candidates under wrk are other processes.
 
-Tracing is unsampled: no OpenTelemetry SDK is configured here, so the API's no-op tracer
+The client counts its calls (``MeshMetrics``, on by default in ``from_env``). Tracing is
+unsampled: no OpenTelemetry SDK is configured here, so the API's no-op tracer
 provider answers (the JSON names it); the client still sends ``traceparent`` and ``baggage``.
 """
 
@@ -31,6 +32,7 @@ import aiohttp
 
 from discovery.instance import ServiceInstance
 from discovery.mesh import MeshClient
+from discovery.mesh.metrics import MeshMetrics
 from discovery.static import StaticRegistry
 
 SERVICE = "bench"
@@ -195,7 +197,8 @@ async def run(plan: ClientPlan) -> dict[str, Any]:
     # mesh client's own work per call.
     async with (
         aiohttp.ClientSession() as session,
-        MeshClient(registry, rng=random.Random(1)) as mesh,
+        # Counting on, as MeshClient.from_env has it by default.
+        MeshClient(registry, rng=random.Random(1), metrics=MeshMetrics()) as mesh,
     ):
 
         async def plain() -> int:

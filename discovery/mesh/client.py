@@ -43,6 +43,7 @@ from opentelemetry.trace import (
     StatusCode,
     Tracer,
 )
+from prometheus_client.registry import Collector
 from yarl import URL
 
 from discovery.consul.registry import ConsulRegistry
@@ -51,6 +52,7 @@ from discovery.instance import ServiceInstance
 from discovery.layered import LayeredRegistry
 from discovery.mesh import context as _context
 from discovery.mesh.deadlines import Deadlines
+from discovery.mesh.metrics import MeshMetrics, collector
 from discovery.mesh.policy import IDEMPOTENT, ServicePolicy
 from discovery.mesh.policy_file import load_policies
 from discovery.registry import ServiceRegistry
@@ -90,6 +92,7 @@ class MeshClient:
         discovery_wait: float = 0.0,
         owns_registry: bool = False,
         tracer: Tracer | None = None,
+        metrics: MeshMetrics | None = None,
     ) -> None:
         """``policies``: by service name (or direct host), case-insensitive; others get
         ``default_policy``. ``runtime``: outlier detection, retry budget and the breaker
@@ -97,13 +100,16 @@ class MeshClient:
         service with no instance yet waits for discovery to find one (a watched registry
         loads a service on first use). ``owns_registry``: start and stop it with the client.
         ``tracer``: where each attempt's CLIENT span is recorded (default: the global tracer
-        provider's ``meshgate.mesh`` tracer, a no-op until the application configures one)."""
+        provider's ``meshgate.mesh`` tracer, a no-op until the application configures one).
+        ``metrics``: where calls, attempts and retries are counted (None: nowhere); export
+        them with ``metrics_collector``."""
         self.registry = registry
+        self.metrics = metrics
         self._policies = {name.casefold(): p for name, p in (policies or {}).items()}
         self._default = default_policy or ServicePolicy()
         self._rng = rng or random.Random()
         self._clock = clock or SystemClock()
-        self.runtimes = ServiceRuntimes(runtime, clock=self._clock, rng=self._rng)
+        self.runtimes = ServiceRuntimes(runtime, clock=self._clock, rng=self._rng, events=metrics)
         self._discovery_wait = discovery_wait
         self._owns_registry = owns_registry
         # A proxy tracer: it follows a provider the application sets after this client exists.
@@ -138,11 +144,14 @@ class MeshClient:
           and ``GATEWAY_RESPONSE_TIMEOUT``;
         - per-service policies from the ``services:`` section of ``GATEWAY_CONFIG``'s file
           (``discovery.mesh.policy_file``), over the default policy; ``policies`` win by name.
+        - calls counted (``metrics_collector``) unless ``GATEWAY_METRICS`` is false.
 
         ValueError (or ``DiscoveryConfigError``) names the variable, or the file and key.
         ``options`` go to the constructor."""
         env = os.environ if env is None else env
         runtime = options.pop("runtime", None) or RuntimeSettings.from_env(env)
+        if "metrics" not in options and _counts(env):
+            options["metrics"] = MeshMetrics()
         default = (default_policy or ServicePolicy()).with_env(env)
         merged: dict[str, ServicePolicy] = {}
         path = env.get("GATEWAY_CONFIG", "").strip()
@@ -279,9 +288,32 @@ class MeshClient:
         if given:
             headers = CIMultiDict(given)
             own_baggage = headers.popall("baggage", [])
-        return await caller.call(
-            session, method, url, headers, own_baggage, kwargs, _context.current()
-        )
+        metrics = self.metrics
+        if metrics is None:
+            return await caller.call(
+                session, method, url, headers, own_baggage, kwargs, _context.current()
+            )
+        clock = self._clock
+        started = clock.monotonic()
+        try:
+            response = await caller.call(
+                session, method, url, headers, own_baggage, kwargs, _context.current()
+            )
+        except asyncio.CancelledError:
+            raise  # the caller gave up: nothing about the call to count
+        except BaseException as exc:
+            metrics.call(caller.name, method, 0, type(exc).__name__, clock.monotonic() - started)
+            raise
+        metrics.call(caller.name, method, response.status, "", clock.monotonic() - started)
+        return response
+
+    def metrics_collector(self) -> Collector:
+        """The client's Prometheus series and its state gauges (breakers, ejections,
+        instances), for ``CollectorRegistry.register`` or ``exposition``. RuntimeError when
+        the client counts nothing (``metrics`` None)."""
+        if self.metrics is None:
+            raise RuntimeError("this MeshClient was made without metrics")
+        return collector(self.metrics, self.runtimes, self.registry)
 
     async def _await_discovery(self, caller: _Caller) -> None:
         """A service's first call waits (up to ``discovery_wait``) for a watched registry to
@@ -335,6 +367,7 @@ class MeshClient:
                 self._rng,
                 self._tracer,
                 self._deadlines,
+                self.metrics,
             )
         return caller
 
@@ -356,8 +389,19 @@ class MeshClient:
                 self._rng,
                 self._tracer,
                 self._deadlines,
+                self.metrics,
             )
         return caller
+
+
+def _counts(env: Mapping[str, str]) -> bool:
+    """``GATEWAY_METRICS``, as the gateway reads it (on unless false)."""
+    text = env.get("GATEWAY_METRICS", "").strip().lower()
+    if text in ("", "1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"GATEWAY_METRICS: expected true or false, got {text!r}")
 
 
 async def _poll(done: Callable[[], bool], timeout: float) -> None:
@@ -479,6 +523,7 @@ class _Caller:
     __slots__ = (
         "_deadlines",
         "_hooks",
+        "_metrics",
         "_picker",
         "_retrier_of",
         "_rng",
@@ -506,9 +551,11 @@ class _Caller:
         rng: random.Random,
         tracer: Tracer,
         deadlines: Deadlines,
+        metrics: MeshMetrics | None,
     ) -> None:
         self.name = name
         self._deadlines = deadlines
+        self._metrics = metrics
         self.policy = policy
         self._runtimes = runtimes
         self._runtime = runtime
@@ -712,7 +759,11 @@ class _Caller:
             if hooks is not None:
                 hooks.outcome(instance_id, False)
                 hooks.release(instance_id, entered)
+            if self._metrics is not None:
+                self._metrics.attempt(self.name, instance_id or self.name, 0)
             raise
+        if self._metrics is not None:
+            self._metrics.attempt(self.name, instance_id or self.name, response.status)
         if span is not None:
             _answered(span, response.status)
         if hooks is not None:

@@ -491,3 +491,52 @@ async def test_a_cookie_an_instance_sets_is_not_sent_on_later_calls() -> None:
         assert seen == [None, None, None]
     finally:
         await runner.cleanup()
+
+
+async def test_metrics_count_calls_attempts_and_retries_as_spring_and_the_gateway_do() -> None:
+    from discovery.mesh.metrics import MeshMetrics, exposition
+
+    ok = await Instance("ok").start()
+    dropper = await Dropper().start()
+    registry = StaticRegistry({"billing": [dropper.member("d"), ok.member()]})
+    try:
+        async with client(registry, metrics=MeshMetrics()) as mesh:
+            for _ in range(2):  # round robin from d: the first call's retry goes to ok
+                status, _ = await fetch(mesh, "http://billing/x")
+                assert status == 200
+            with pytest.raises(aiohttp.ClientError):
+                await fetch(mesh, f"http://127.0.0.1:{dropper.port}/direct")
+            text = exposition(mesh.metrics_collector()).decode()
+        labels = 'error="none",exception="none",method="GET",outcome="SUCCESS",status="200"'
+        assert (
+            f'http_client_requests_seconds_count{{client_name="billing",{labels},uri="none"}} 2.0'
+            in text
+        )
+        assert (
+            'http_client_requests_seconds_count{client_name="127.0.0.1:%d",'
+            'error="ServerDisconnectedError",exception="ServerDisconnectedError",method="GET",'
+            'outcome="UNKNOWN",status="CLIENT_ERROR",uri="none"} 1.0' % dropper.port
+        ) in text
+        assert (
+            'meshgate_upstream_attempts_total{instance="d",outcome="error",service="billing"} 1.0'
+            in text
+        )
+        assert (
+            'meshgate_upstream_attempts_total{instance="ok",outcome="2xx",service="billing"} 2.0'
+            in text
+        )
+        assert 'meshgate_retries_total{service="billing"}' in text
+        assert 'meshgate_circuit_breaker_state{name="billing"} 0.0' in text
+        assert 'meshgate_instances{service="billing"} 2.0' in text
+    finally:
+        await ok.stop()
+        await dropper.stop()
+
+
+def test_from_env_counts_unless_gateway_metrics_is_false() -> None:
+    assert MeshClient.from_env({}).metrics is not None
+    assert MeshClient.from_env({"GATEWAY_METRICS": "false"}).metrics is None
+    with pytest.raises(RuntimeError, match="without metrics"):
+        MeshClient.from_env({"GATEWAY_METRICS": "false"}).metrics_collector()
+    with pytest.raises(ValueError, match="GATEWAY_METRICS"):
+        MeshClient.from_env({"GATEWAY_METRICS": "maybe"})
