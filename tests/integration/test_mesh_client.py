@@ -513,9 +513,9 @@ async def test_metrics_count_calls_attempts_and_retries_as_spring_and_the_gatewa
             in text
         )
         assert (
-            'http_client_requests_seconds_count{client_name="127.0.0.1:%d",'
+            f'http_client_requests_seconds_count{{client_name="127.0.0.1:{dropper.port}",'
             'error="ServerDisconnectedError",exception="ServerDisconnectedError",method="GET",'
-            'outcome="UNKNOWN",status="CLIENT_ERROR",uri="none"} 1.0' % dropper.port
+            'outcome="UNKNOWN",status="CLIENT_ERROR",uri="none"} 1.0'
         ) in text
         assert (
             'meshgate_upstream_attempts_total{instance="d",outcome="error",service="billing"} 1.0'
