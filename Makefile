@@ -10,7 +10,7 @@ SCG_TEST_JAR := tests/peers/scg/target/scg-test-peer.jar
 BENCH_STAMP := $(VENV)/.bench-installed
 
 .PHONY: help install lint consul redis scg-test-peer test-peers test test-fast demo demo-mesh clean bench bench-quick \
-  bench-profile bench-deps
+  bench-profile bench-deps mypyc
 
 help:
 	@echo "make demo   - install and run the gateway with demo upstreams"
@@ -19,6 +19,7 @@ help:
 	@echo "make lint   - ruff check + format check, mypy --strict, import-linter contracts"
 	@echo "make bench  - meshgate vs nginx, Spring Cloud Gateway, naive aiohttp (~25 min)"
 	@echo "make bench-quick - the same, one short round (~3 min)"
+	@echo "make mypyc  - the hot modules compiled with mypyc into build/mypyc (~2 min; PYTHONPATH=build/mypyc)"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "meshgate needs Python >= 3.11")'
@@ -104,6 +105,17 @@ bench-quick: $(BENCH_STAMP) $(SCG_JAR)
 
 bench-profile: $(BENCH_STAMP)
 	$(PY) -m bench.profile
+
+# Optional: the request path compiled with mypyc, in a copy of the packages under build/mypyc
+# (the repository's tree stays pure Python: the tests and the cost guard run on it). Needs a C
+# compiler and the interpreter's headers: Debian's python3-dev (python3.11-dev) for its Python.
+# `$(PY) -m bench.mypyc_build --wheel` also packs a wheel; `$(PY) -m bench.engine_loop compare`
+# measures both trees' CPU per request.
+mypyc: $(STAMP)
+	@$(PY) -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+	  && command -v cc >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq gcc python3-dev; }
+	$(PY) -m bench.mypyc_build
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -18,6 +18,7 @@ class RequestCycle:
     """The per-request state the connection and the response writer share."""
 
     __slots__ = (
+        "begun",
         "body",
         "bytes_out",
         "chunked_out",
@@ -41,6 +42,7 @@ class RequestCycle:
         self.chunked_out = False  # the response body is re-framed as chunked
         self.expect_continue = False  # a 100 Continue is owed when the body is first read
         self.task: asyncio.Task[None] | None = None
+        self.begun = False  # the task has taken its first step
         self.upgrade_buffer = b""  # bytes the client sent after an upgrade request's head
         self.status = 0  # what the client got (0: nothing yet)
         self.bytes_out = 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Protocol
 
 import httptools
 
@@ -29,12 +30,30 @@ def _version_not_supported() -> GatewayError:
 _DEFAULT_PORTS = {b"http": b":80", b"https": b":443"}
 
 
-def _absolute_form_host(url: httptools.parser.url_parser.URL, host: bytes | None) -> bytes:
+class _Target(Protocol):
+    """What ``httptools.parse_url`` returns as it is: a part the target lacks is None (the
+    package's stub says bytes and int, which code compiled with mypyc would check)."""
+
+    @property
+    def schema(self) -> bytes | None: ...
+    @property
+    def host(self) -> bytes | None: ...
+    @property
+    def port(self) -> int | None: ...
+    @property
+    def path(self) -> bytes | None: ...
+    @property
+    def query(self) -> bytes | None: ...
+    @property
+    def userinfo(self) -> bytes | None: ...
+
+
+def _absolute_form_host(url: _Target, scheme: bytes, host: bytes | None) -> bytes:
     """The host of an absolute-form target (``GET http://billing/x``, what a client sends to
     a proxy): its authority, which RFC 9112 §3.2.2 puts before the Host field. A Host that
     says otherwise is refused rather than one of them picked: a route would match one and a
     reader behind us could take the other."""
-    scheme = url.schema.lower()
+    scheme = scheme.lower()
     if scheme not in _DEFAULT_PORTS or not url.host:
         raise BadRequest("an absolute-form request target must be an http or https URL")
     if url.userinfo:
@@ -102,11 +121,11 @@ class RequestHead:
         if host is None and version == b"1.1":
             raise BadRequest("an HTTP/1.1 request needs a Host header")  # RFC 9112 §3.2
         try:
-            url = httptools.parse_url(b"".join(self.target))
+            url: _Target = httptools.parse_url(b"".join(self.target))
         except httptools.HttpParserInvalidURLError as exc:
             raise BadRequest("invalid request target") from exc
         if url.schema is not None:
-            host = _absolute_form_host(url, host)
+            host = _absolute_form_host(url, url.schema, host)
         raw_path = (url.path or b"/").decode("latin-1")
         if method == b"CONNECT":
             raise BadRequest("CONNECT is not supported")

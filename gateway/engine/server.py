@@ -9,7 +9,6 @@ request-level failures are mapped to responses by the handler's error layer.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -39,12 +38,9 @@ def _nothing() -> None:
 def _not_begun(cycle: RequestCycle) -> bool:
     """Whether the cycle's handler task exists but has not taken its first step. A task runs
     only once the loop has control again, so one started during this read has not; asked only
-    when a request is refused, never on the way of a good one."""
-    task = cycle.task
-    if task is None:
-        return False
-    coro = task.get_coro()
-    return inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) == inspect.CORO_CREATED
+    when a request is refused, never on the way of a good one. A flag the task sets, not the
+    coroutine's state: a coroutine compiled with mypyc has no state ``inspect`` can read."""
+    return cycle.task is not None and not cycle.begun
 
 
 class HttpServerProtocol(asyncio.Protocol):
@@ -356,6 +352,7 @@ class HttpServerProtocol(asyncio.Protocol):
         cycle.task = self._loop.create_task(self._run(cycle))
 
     async def _run(self, cycle: RequestCycle) -> None:
+        cycle.begun = True
         exchange = cycle.exchange
         try:
             response = await self._state.handler(exchange)

@@ -47,7 +47,8 @@ GLOBAL_FILTERS: Mapping[str, int] = {
     _qualified(InstancePicker): 10150,  # ReactiveLoadBalancerClientFilter
     _qualified(Tunnel): 2147483646,  # WebsocketRoutingFilter
     _qualified(Forwarder): 2147483647,  # NettyRoutingFilter
-    _qualified(Dispatcher.forward): 2147483647,  # ForwardRoutingFilter
+    # Named through the class: a method compiled with mypyc has no ``__qualname__``.
+    f"{_qualified(Dispatcher)}.forward": 2147483647,  # ForwardRoutingFilter
 }
 
 
