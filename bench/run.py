@@ -25,6 +25,7 @@ from typing import Any
 
 from bench import layers, mesh_client, micro, report
 from bench.credentials import bearer_token, server_tls
+from bench.mypyc_build import TREE as MYPYC_TREE
 from bench.procs import CpuMeter, peak_rss_bytes, rss_bytes, tree
 from bench.stack import ROOT, Service, Stack, minimal_routes, typical_routes
 from bench.wrk import WrkResult, run_wrk
@@ -313,6 +314,30 @@ def observability_candidates(
     return out
 
 
+# The request path compiled with mypyc (``make mypyc``: build/mypyc), beside the pure-Python
+# candidates of the same configuration in the same run.
+COMPILED = ("meshgate-1w-minimal-mypyc", "meshgate-1w-typical-mypyc")
+
+
+def compiled_candidates(
+    stack: Stack, wanted: Callable[[str], bool], port1: int, port2: int
+) -> list[Service]:
+    chosen = [name for name in COMPILED if wanted(name)]
+    if not chosen:
+        return []
+    if not any(MYPYC_TREE.glob("gateway/engine/server*.so")):
+        print(f"skipping {', '.join(chosen)}: no compiled tree (make mypyc)", flush=True)
+        return []
+    out = []
+    for name in chosen:
+        if "typical" in name:
+            routes, prefix = typical_routes(port1, port2), "/svc99"
+        else:
+            routes, prefix = minimal_routes(port1), ""
+        out.append(stack.start_meshgate(name, routes, 1, prefix=prefix, tree=MYPYC_TREE))
+    return out
+
+
 # The price of each traffic policy (issue #14), against `typical` without it (small body, c=50
 # only): one more filter on every route. The limiters' rate is far above what wrk can send, so
 # every request is admitted and pays the full check; the mirror copies every request to the
@@ -501,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
         candidates += traffic_candidates(stack, wanted, upstream.port, port2)
         candidates += security_candidates(stack, wanted, upstream.port, port2, work)
         candidates += eastwest_candidates(stack, wanted)
+        candidates += compiled_candidates(stack, wanted, upstream.port, port2)
         print(f"candidates: {', '.join(c.name for c in candidates)}", flush=True)
         for service in candidates:
             print(f"warming up {service.name}", flush=True)

@@ -299,8 +299,11 @@ class Stack:
         prefix: str = "",
         extra_env: dict[str, str] | None = None,
         tls: TlsFiles | None = None,
+        tree: Path | None = None,
     ) -> Service:
-        """A meshgate process; with ``tls`` its proxy port speaks HTTPS only."""
+        """A meshgate process; with ``tls`` its proxy port speaks HTTPS only; with ``tree``
+        its packages come from there (``make mypyc``'s compiled copy) instead of the
+        repository."""
         port, management = free_port(), free_port()
         config = self.work / f"{name}.yml"
         config.write_text(routes)
@@ -317,7 +320,12 @@ class Stack:
         if tls:
             env["GATEWAY_TLS_CERT_FILE"] = str(tls.cert_file)
             env["GATEWAY_TLS_KEY_FILE"] = str(tls.key_file)
-        process = _spawn([sys.executable, "-m", "gateway"], log, env)
+        command = [sys.executable, "-m", "gateway"]
+        if tree is not None:
+            # -P: the working directory (the repository, pure Python) must not come first.
+            command = [sys.executable, "-P", "-m", "gateway"]
+            env["PYTHONPATH"] = str(tree)
+        process = _spawn(command, log, env)
         scheme = "https" if tls else "http"
         service = Service(name, port, process, path_prefix=prefix, log=log, scheme=scheme)
         wait_http(f"http://127.0.0.1:{management}/actuator/health/readiness", process, log)
