@@ -8,7 +8,7 @@ import pytest
 from discovery.consul.settings import ConsulSettings, filter_from_env
 from discovery.errors import DiscoveryConfigError
 from discovery.mesh.policy import ServicePolicy
-from gateway.settings import Settings
+from gateway.settings import Settings, load_settings
 from resilience.runtime import RUNTIME_FIELDS, RuntimeSettings
 
 ENV = {
@@ -28,7 +28,7 @@ def gateways(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> RuntimeSet
     """What the gateway builds from the same environment (gateway/app.py's expression)."""
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    settings = Settings()
+    settings = load_settings()
     return RuntimeSettings.of({n: getattr(settings, n) for n in RUNTIME_FIELDS}, settings.zone)
 
 
