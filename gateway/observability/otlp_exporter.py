@@ -20,6 +20,7 @@ import logging
 import struct
 import threading
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -30,7 +31,16 @@ log = logging.getLogger("meshgate.tracing")
 
 
 # -- protobuf wire format -------------------------------------------------------------------------
+# One span's encoding ran ~22 µs on the export thread, holding the GIL the event loop needs; most
+# of it was building the same small byte strings again: varints below 128, tags, attribute keys.
+_ONE_BYTE = tuple(bytes((value,)) for value in range(128))
+
+
 def _varint(value: int) -> bytes:
+    if value < 0x80:
+        return _ONE_BYTE[value]
+    if value < 0x4000:
+        return bytes((value & 0x7F | 0x80, value >> 7))
     out = bytearray()
     while True:
         byte = value & 0x7F
@@ -42,6 +52,7 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
+@lru_cache(maxsize=64)
 def _tag(field: int, wire: int) -> bytes:
     return _varint((field << 3) | wire)
 
@@ -54,14 +65,25 @@ def _str_field(field: int, text: str) -> bytes:
     return _bytes_field(field, text.encode("utf-8"))
 
 
+_STRING = _tag(1, 2)  # AnyValue.string_value
+_TRUE = _tag(2, 0) + b"\x01"
+_FALSE = _tag(2, 0) + b"\x00"
+_INT = _tag(3, 0)
+_DOUBLE = _tag(4, 1)
+_KEY_VALUE_VALUE = _tag(2, 2)  # KeyValue.value
+
+
 def _any_value(value: Any) -> bytes:
     """AnyValue: string 1, bool 2, int 3, double 4, array 5."""
+    if type(value) is str:  # the usual case first
+        encoded = value.encode("utf-8")
+        return _STRING + _varint(len(encoded)) + encoded
     if isinstance(value, bool):
-        return _tag(2, 0) + (b"\x01" if value else b"\x00")
+        return _TRUE if value else _FALSE
     if isinstance(value, int):
-        return _tag(3, 0) + _varint(value & 0xFFFFFFFFFFFFFFFF)  # int64, two's complement
+        return _INT + _varint(value & 0xFFFFFFFFFFFFFFFF)  # int64, two's complement
     if isinstance(value, float):
-        return _tag(4, 1) + struct.pack("<d", value)
+        return _DOUBLE + struct.pack("<d", value)
     if isinstance(value, str):
         return _str_field(1, value)
     if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
@@ -70,14 +92,23 @@ def _any_value(value: Any) -> bytes:
     return _str_field(1, str(value))
 
 
+@lru_cache(maxsize=512)
+def _key(key: str) -> bytes:
+    """``KeyValue.key``, encoded once per attribute name (the gateway uses a dozen)."""
+    return _str_field(1, key)
+
+
 def _attributes(field: int, attributes: Mapping[str, Any] | None) -> bytes:
     """repeated KeyValue {string key = 1; AnyValue value = 2}."""
     if not attributes:
         return b""
-    return b"".join(
-        _bytes_field(field, _str_field(1, key) + _bytes_field(2, _any_value(value)))
-        for key, value in attributes.items()
-    )
+    tag = _tag(field, 2)
+    out = []
+    for key, value in attributes.items():
+        encoded = _any_value(value)
+        pair = _key(key) + _KEY_VALUE_VALUE + _varint(len(encoded)) + encoded
+        out.append(tag + _varint(len(pair)) + pair)
+    return b"".join(out)
 
 
 def encode_span(span: ReadableSpan) -> bytes:

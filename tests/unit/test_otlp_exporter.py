@@ -97,3 +97,18 @@ def test_headers_variable_is_parsed_and_url_decoded() -> None:
         "api-key": "a b",
         "x-tenant": "acme",
     }
+
+
+def test_varints_of_every_length_match_the_reference_encoding() -> None:
+    from gateway.observability.otlp_exporter import _varint
+
+    def reference(value: int) -> bytes:
+        out = bytearray()
+        while True:
+            byte, value = value & 0x7F, value >> 7
+            out.append(byte | (0x80 if value else 0))
+            if not value:
+                return bytes(out)
+
+    for value in (*range(0, 20_000), 2**21 - 1, 2**21, 2**35 + 7, 2**64 - 1):
+        assert _varint(value) == reference(value), value
