@@ -5,6 +5,7 @@ kept here so that a service's mesh client reads its environment exactly as the g
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|us|ns)?\s*$", re.IGNORECASE)
@@ -31,3 +32,18 @@ def parse_duration(value: Any, default_unit: str = "ms") -> float:
         d, h, m, s = (float(iso.group(g) or 0) for g in "dhms")
         return d * 86400 + h * 3600 + m * 60 + s
     raise ValueError(f"not a duration: {value!r} (use e.g. 500ms, 10s, PT1S)")
+
+
+def env_seconds(env: Mapping[str, str], variable: str) -> float | None:
+    """A positive duration from ``variable`` (a bare number is seconds), None when it is unset
+    or blank. ValueError names the variable."""
+    text = env.get(variable, "").strip()
+    if not text:
+        return None
+    try:
+        seconds = parse_duration(text, default_unit="s")
+    except ValueError as exc:
+        raise ValueError(f"{variable}: {exc}") from None
+    if seconds <= 0:
+        raise ValueError(f"{variable}: must be a positive duration, got {text!r}")
+    return seconds

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from discovery.errors import DiscoveryConfigError
-from resilience.durations import parse_duration
+from resilience.durations import env_seconds
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -97,15 +97,11 @@ def filter_from_env(env: Mapping[str, str], prefix: str = "GATEWAY_") -> dict[st
     text = env.get(variable, "").strip()
     if text:
         values["accept_warning"] = _flag(variable, text)
-    variable = f"{prefix}CONSUL_WAIT"
-    text = env.get(variable, "").strip()
-    if text:
-        try:
-            wait = parse_duration(text, default_unit="s")
-        except ValueError as exc:
-            raise DiscoveryConfigError(f"{variable}: {exc}") from None
-        if wait <= 0:
-            raise DiscoveryConfigError(f"{variable}: must be a positive duration, got {text!r}")
+    try:
+        wait = env_seconds(env, f"{prefix}CONSUL_WAIT")
+    except ValueError as exc:
+        raise DiscoveryConfigError(str(exc)) from None
+    if wait is not None:
         values["wait"] = wait
     return values
 

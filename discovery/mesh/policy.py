@@ -22,7 +22,7 @@ import aiohttp
 from resilience.backoff import Backoff
 from resilience.balancer.factory import BalancerSpec
 from resilience.breaker import BreakerPolicy
-from resilience.durations import parse_duration
+from resilience.durations import env_seconds
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
@@ -159,19 +159,10 @@ class ServicePolicy:
         """This policy with the gateway's upstream timeouts where they are set:
         ``GATEWAY_CONNECT_TIMEOUT`` the connect, ``GATEWAY_RESPONSE_TIMEOUT`` each try's wait
         for its response head (the gateway's meaning of it). ValueError names the variable."""
-        connect, per_try = self.connect_timeout, self.per_try_timeout
-        for variable in ("CONNECT_TIMEOUT", "RESPONSE_TIMEOUT"):
-            text = env.get(prefix + variable, "").strip()
-            if not text:
-                continue
-            try:
-                seconds = parse_duration(text, default_unit="s")
-            except ValueError as exc:
-                raise ValueError(f"{prefix}{variable}: {exc}") from None
-            if seconds <= 0:
-                raise ValueError(f"{prefix}{variable}: must be a positive duration, got {text!r}")
-            if variable == "CONNECT_TIMEOUT":
-                connect = seconds
-            else:
-                per_try = seconds
-        return replace(self, connect_timeout=connect, per_try_timeout=per_try)
+        connect = env_seconds(env, f"{prefix}CONNECT_TIMEOUT")
+        per_try = env_seconds(env, f"{prefix}RESPONSE_TIMEOUT")
+        return replace(
+            self,
+            connect_timeout=self.connect_timeout if connect is None else connect,
+            per_try_timeout=self.per_try_timeout if per_try is None else per_try,
+        )

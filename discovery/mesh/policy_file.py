@@ -24,7 +24,7 @@ import yaml
 
 from discovery.mesh.policy import IDEMPOTENT, RetrySpec, ServicePolicy
 from resilience.backoff import Backoff
-from resilience.balancer.factory import BalancerSpec, parse_balancer_spec
+from resilience.balancer.factory import BalancerSpec, balancer_of
 from resilience.breaker import BreakerPolicy
 from resilience.durations import parse_duration
 
@@ -94,9 +94,7 @@ def check_client_keys(policy: Mapping[str, Any]) -> None:
 def service_policy(keys: Mapping[str, Any], base: ServicePolicy) -> ServicePolicy:
     """``base`` with what ``keys`` set; unknown keys are refused (PolicyError)."""
     known = SHARED_KEYS + CLIENT_KEYS
-    unknown = sorted(set(keys) - set(known))
-    if unknown:
-        raise PolicyError(f"{unknown[0]}: unknown key (known: {', '.join(known)})")
+    _only(keys, known, "")
     policy = base
     if "connect-timeout" in keys:
         policy = replace(policy, connect_timeout=_millis(keys, "connect-timeout"))
@@ -127,6 +125,13 @@ def service_policy(keys: Mapping[str, Any], base: ServicePolicy) -> ServicePolic
     return policy
 
 
+def _only(raw: Mapping[Any, Any], known: tuple[str, ...], where: str) -> None:
+    """Refuse the first key of ``raw`` not in ``known`` (PolicyError naming it)."""
+    unknown = sorted(set(map(str, raw)) - set(known))
+    if unknown:
+        raise PolicyError(f"{where}{unknown[0]}: unknown key (known: {', '.join(known)})")
+
+
 def _millis(keys: Mapping[str, Any], key: str, *, off: bool = False) -> float | None:
     value = keys[key]
     try:
@@ -150,16 +155,10 @@ def _positive(value: object, key: str) -> int:
 
 
 def _balancer(keys: Mapping[str, Any]) -> BalancerSpec:
-    policy = keys.get("load-balancer")
-    hash_on = keys.get("hash-on")
     try:
-        spec = parse_balancer_spec(
-            str(policy) if policy is not None else "consistent_hash",
-            str(hash_on) if hash_on is not None else None,
-        )
+        return balancer_of(keys.get("load-balancer"), keys.get("hash-on"))
     except ValueError as exc:
         raise PolicyError(f"load-balancer: {exc}") from None
-    return spec
 
 
 def _items(value: object, key: str) -> list[object]:
@@ -175,9 +174,7 @@ def _items(value: object, key: str) -> list[object]:
 def _retry(raw: object) -> RetrySpec:
     if not isinstance(raw, Mapping):
         raise PolicyError(f"retry: expected a mapping of Retry's arguments, got {raw!r}")
-    unknown = sorted(set(map(str, raw)) - set(RETRY_KEYS))
-    if unknown:
-        raise PolicyError(f"retry.{unknown[0]}: unknown key (known: {', '.join(RETRY_KEYS)})")
+    _only(raw, RETRY_KEYS, "retry.")
     retries = raw.get("retries", 1)
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise PolicyError(f"retry.retries: expected 0 or more, got {retries!r}")
@@ -221,11 +218,7 @@ def _backoff(raw: object) -> Backoff | None:
         return None
     if not isinstance(raw, Mapping):
         raise PolicyError(f"retry.backoff: expected a mapping, got {raw!r}")
-    unknown = sorted(set(map(str, raw)) - set(BACKOFF_KEYS))
-    if unknown:
-        raise PolicyError(
-            f"retry.backoff.{unknown[0]}: unknown key (known: {', '.join(BACKOFF_KEYS)})"
-        )
+    _only(raw, BACKOFF_KEYS, "retry.backoff.")
     try:
         first = parse_duration(raw.get("firstBackoff", "5ms"))
         maximum = parse_duration(raw["maxBackoff"]) if "maxBackoff" in raw else None
@@ -251,11 +244,7 @@ def _breaker(raw: object) -> BreakerPolicy | Literal["default"] | None:
         return "default"
     if not isinstance(raw, Mapping):
         raise PolicyError(f"circuit-breaker: expected false, true or a mapping, got {raw!r}")
-    unknown = sorted(set(map(str, raw)) - set(BREAKER_KEYS))
-    if unknown:
-        raise PolicyError(
-            f"circuit-breaker.{unknown[0]}: unknown key (known: {', '.join(BREAKER_KEYS)})"
-        )
+    _only(raw, BREAKER_KEYS, "circuit-breaker.")
     defaults = BreakerPolicy()
     fail_max = raw.get("fail-max", defaults.fail_max)
     if isinstance(fail_max, bool) or not isinstance(fail_max, int) or fail_max < 1:

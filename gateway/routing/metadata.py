@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 from gateway.config.cors import CorsConfiguration, parse_route_cors
 from gateway.cors import ALL_PATHS, CorsPolicy
 from gateway.errors import ConfigError
-from resilience.balancer.factory import BalancerSpec, parse_balancer_spec
+from resilience.balancer.factory import BalancerSpec, balancer_of
 
 TIMEOUT_KEYS = ("connect-timeout", "response-timeout")
 _BALANCER_KEYS = ("load-balancer", "hash-on")
@@ -94,10 +94,7 @@ def route_policy(metadata: Mapping[str, Any]) -> RoutePolicy:
     hash_on = metadata.get("hash-on")
     if policy is not None or hash_on is not None:
         try:
-            balancer = parse_balancer_spec(
-                str(policy) if policy is not None else "consistent_hash",
-                str(hash_on) if hash_on is not None else None,
-            )
+            balancer = balancer_of(policy, hash_on)
         except ValueError as exc:
             raise ConfigError(f"metadata load-balancer: {exc}") from exc
     return RoutePolicy(

@@ -52,6 +52,15 @@ def parse_balancer_spec(policy: str, hash_on: str | None) -> BalancerSpec:
     return BalancerSpec(policy=policy.strip(), hash_on=hash_on or None)
 
 
+def balancer_of(policy: object | None, hash_on: object | None) -> BalancerSpec:
+    """From a document's ``load-balancer`` and ``hash-on`` values, either possibly absent (a
+    hash key alone means ``consistent_hash``). ValueError says what is wrong."""
+    return parse_balancer_spec(
+        str(policy) if policy is not None else "consistent_hash",
+        str(hash_on) if hash_on is not None else None,
+    )
+
+
 def make_balancer(
     spec: BalancerSpec,
     *,
