@@ -211,10 +211,10 @@ class AccessLog:
         "_reported",
         "_stopping",
         "_stream",
-        "_thread",
         "_wake",
         "_wake_at",
         "_write_failing",
+        "_writer",
     )
 
     def __init__(
@@ -243,7 +243,7 @@ class AccessLog:
         self._wake_at = batch_size - 1
         self._queue: deque[AccessTuple] = deque()
         self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._writer: threading.Thread | None = None
         self._stopping = False
         self._closed = False
         self._dropped = 0  # written by record() only
@@ -324,7 +324,7 @@ class AccessLog:
         """Start the writer thread (idempotent; nothing happens when the log is disabled)."""
         if self._closed:
             raise RuntimeError("the access log is closed")
-        if self._enabled and self._thread is None:
+        if self._enabled and self._writer is None:
             self._start_thread()
 
     def close(self, timeout: float = 5.0) -> None:
@@ -334,15 +334,15 @@ class AccessLog:
             return
         self._closed = True
         self._accepting = False
-        if self._thread is None:
+        if self._writer is None:
             if not self._queue:
                 return
             self._start_thread()  # records were queued but start() never ran: write them now
-        assert self._thread is not None
+        assert self._writer is not None
         self._stopping = True
         self._wake.set()
-        self._thread.join(timeout)
-        if self._thread.is_alive():
+        self._writer.join(timeout)
+        if self._writer.is_alive():
             logger.warning(
                 "access log: output still blocked after %.1fs at shutdown; "
                 "%d queued records not written",
@@ -354,7 +354,7 @@ class AccessLog:
 
     def _start_thread(self) -> None:
         thread = threading.Thread(target=self._run, name="meshgate-access-log", daemon=True)
-        self._thread = thread
+        self._writer = thread
         thread.start()
 
     def _run(self) -> None:
