@@ -385,6 +385,7 @@ TLS_CANDIDATES: dict[str, tuple[str, ...]] = {
     "meshgate-1w-typical-tls": (SMALL_50.name,),
 }
 JWT_VARIANT = "meshgate-1w-typical-jwt"
+POLICY_VARIANT = "meshgate-1w-typical-jwt-limit-lane"
 JWT_FILTER = "{{name: JwtAuth, args: {{public-key-file: '{key}', algorithms: [RS256]}}}}"
 
 
@@ -404,11 +405,19 @@ def security_candidates(
             service = stack.start_meshgate(name, routes, 1, prefix="/svc99", tls=tls)
         service.workloads = TLS_CANDIDATES[name]
         out.append(service)
-    if wanted(JWT_VARIANT):
+    for name in (JWT_VARIANT, POLICY_VARIANT):
+        if not wanted(name):
+            continue
         token = bearer_token(work, time.time())
         extra = JWT_FILTER.format(key=token.public_key_file)
-        routes = typical_routes(port1, port2, extra)
-        service = stack.start_meshgate(JWT_VARIANT, routes, 1, prefix="/svc99")
+        lane = ""
+        if name == POLICY_VARIANT:
+            # Issue #17's third row: typical with every request authenticated, rate-limited
+            # (locally) and given a lane.
+            extra = f"{extra}, {LIMIT}, 'LaneSplit=canary, 20'"
+            lane = "canary"
+        routes = typical_routes(port1, port2, extra, lane)
+        service = stack.start_meshgate(name, routes, 1, prefix="/svc99")
         service.workloads = (SMALL_50.name,)
         service.headers = token.headers
         out.append(service)
