@@ -4,6 +4,7 @@ kept here so that a service's mesh client reads its environment exactly as the g
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -32,6 +33,24 @@ def parse_duration(value: Any, default_unit: str = "ms") -> float:
         d, h, m, s = (float(iso.group(g) or 0) for g in "dhms")
         return d * 86400 + h * 3600 + m * 60 + s
     raise ValueError(f"not a duration: {value!r} (use e.g. 500ms, 10s, PT1S)")
+
+
+def parse_millis(value: Any, *, negative_is_off: bool = False) -> float:
+    """A route-metadata timeout (SCG's ``connect-timeout``, ``response-timeout``; our
+    ``deadline``): a positive number of milliseconds, as seconds. With ``negative_is_off`` a
+    negative one (SCG's ``-1``) means none: ``math.inf``. ValueError says what was expected."""
+    try:
+        millis = float(str(value))
+    except ValueError:
+        millis = math.nan
+    if negative_is_off and millis < 0:
+        return math.inf
+    if not millis > 0 or millis == math.inf:
+        expected = "a positive number of milliseconds"
+        if negative_is_off:
+            expected += " or -1 (no timeout)"
+        raise ValueError(f"expected {expected}, got {value!r}")
+    return millis / 1000.0
 
 
 def env_seconds(env: Mapping[str, str], variable: str) -> float | None:

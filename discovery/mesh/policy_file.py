@@ -26,7 +26,7 @@ from discovery.mesh.policy import IDEMPOTENT, RetrySpec, ServicePolicy
 from resilience.backoff import Backoff
 from resilience.balancer.factory import BalancerSpec, balancer_of
 from resilience.breaker import BreakerPolicy
-from resilience.durations import parse_duration
+from resilience.durations import parse_duration, parse_millis
 
 SHARED_KEYS = (
     "connect-timeout",
@@ -133,19 +133,12 @@ def _only(raw: Mapping[Any, Any], known: tuple[str, ...], where: str) -> None:
 
 
 def _millis(keys: Mapping[str, Any], key: str, *, off: bool = False) -> float | None:
-    value = keys[key]
+    """The route-metadata reading of a timeout (``-1``: none, which is None here)."""
     try:
-        millis = float(str(value))
-    except ValueError:
-        millis = math.nan
-    if off and millis < 0:
-        return None
-    if not 0 < millis < math.inf:
-        extra = " or -1 (none)" if off else ""
-        raise PolicyError(
-            f"{key}: expected a positive number of milliseconds{extra}, got {value!r}"
-        )
-    return millis / 1000.0
+        seconds = parse_millis(keys[key], negative_is_off=off)
+    except ValueError as exc:
+        raise PolicyError(f"{key}: {exc}") from None
+    return None if seconds == math.inf else seconds
 
 
 def _positive(value: object, key: str) -> int:

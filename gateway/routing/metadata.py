@@ -7,7 +7,6 @@ value in SCG, turns the response timeout off for the route), and ours — ``load
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import Field, dataclass, replace
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -16,6 +15,7 @@ from gateway.config.cors import CorsConfiguration, parse_route_cors
 from gateway.cors import ALL_PATHS, CorsPolicy
 from gateway.errors import ConfigError
 from resilience.balancer.factory import BalancerSpec, balancer_of
+from resilience.durations import parse_millis
 
 TIMEOUT_KEYS = ("connect-timeout", "response-timeout")
 _BALANCER_KEYS = ("load-balancer", "hash-on")
@@ -59,17 +59,9 @@ def _millis(
     if value is None:
         return None
     try:
-        millis = float(str(value))
-    except ValueError:
-        millis = math.nan
-    if negative_is_off and millis < 0:
-        return math.inf
-    if not millis > 0 or millis == math.inf:
-        expected = "a positive number of milliseconds"
-        if negative_is_off:
-            expected += " or -1 (no timeout)"
-        raise ConfigError(f"metadata {key}: expected {expected}, got {value!r}")
-    return millis / 1000.0
+        return parse_millis(value, negative_is_off=negative_is_off)
+    except ValueError as exc:
+        raise ConfigError(f"metadata {key}: {exc}") from None
 
 
 def merge_policy(service: Mapping[str, Any], route: Mapping[str, Any]) -> dict[str, Any]:
