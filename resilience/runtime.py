@@ -91,7 +91,6 @@ class RuntimeSettings:
                     "outlier_consecutive_failures", outlier.consecutive_failures
                 ),
                 base_ejection=values.get("outlier_base_ejection", outlier.base_ejection),
-                max_ejection=outlier.max_ejection,
                 max_ejection_percent=values.get(
                     "outlier_max_ejection_percent", outlier.max_ejection_percent
                 ),

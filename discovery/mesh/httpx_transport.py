@@ -120,7 +120,7 @@ class MeshTransport(httpx.AsyncBaseTransport):
 
     ``mesh`` may be started later, by whoever owns it. ``owns_client``: the transport owns
     it: it starts it when entered (``async with httpx.AsyncClient(...)``) or at the first
-    request, and closes it in ``aclose``; hand it over unstarted then."""
+    request (a client already started stays as it is), and closes it in ``aclose``."""
 
     def __init__(self, mesh: MeshClient, *, owns_client: bool = False) -> None:
         self.mesh = mesh
