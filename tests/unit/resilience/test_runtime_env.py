@@ -8,6 +8,7 @@ import pytest
 from discovery.consul.settings import ConsulSettings, filter_from_env
 from discovery.errors import DiscoveryConfigError
 from discovery.mesh.policy import ServicePolicy
+from gateway.errors import ConfigError
 from gateway.settings import Settings, load_settings
 from resilience.runtime import RUNTIME_FIELDS, RuntimeSettings
 
@@ -94,3 +95,37 @@ def test_consul_filters_are_the_gateways() -> None:
         filter_from_env({"GATEWAY_CONSUL_ACCEPT_WARNING": "maybe"})
     with pytest.raises(DiscoveryConfigError, match="GATEWAY_CONSUL_WAIT"):
         filter_from_env({"GATEWAY_CONSUL_WAIT": "0"})
+
+
+def _edges(name: str) -> list[str]:
+    spec = RUNTIME_FIELDS[name]
+    if spec.kind is None:  # a duration
+        return ["0", "0s", "1", "250ms"]
+    step = 1 if spec.kind is int else 0.5
+    edges = [spec.low - step, spec.low, spec.low + step]
+    if spec.high is not None:
+        edges += [spec.high, spec.high + step]
+    return [str(spec.kind(edge)) for edge in edges]
+
+
+@pytest.mark.parametrize(
+    ("name", "text"), [(name, text) for name in RUNTIME_FIELDS for text in _edges(name)]
+)
+def test_the_same_values_are_refused_as_by_the_gateway(
+    name: str, text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client's bounds are a copy of the gateway settings' own: at each edge both take a
+    value or both refuse it."""
+    variable = f"GATEWAY_{name.upper()}"
+    try:
+        RuntimeSettings.from_env({variable: text})
+        client_takes = True
+    except ValueError:
+        client_takes = False
+    monkeypatch.setenv(variable, text)
+    try:
+        load_settings()
+        gateway_takes = True
+    except ConfigError:
+        gateway_takes = False
+    assert client_takes == gateway_takes, (variable, text)
