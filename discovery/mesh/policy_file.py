@@ -26,6 +26,7 @@ from discovery.mesh.policy import IDEMPOTENT, RetrySpec, ServicePolicy
 from resilience.backoff import Backoff
 from resilience.balancer.factory import BalancerSpec, balancer_of
 from resilience.breaker import BreakerPolicy
+from resilience.counts import positive_int
 from resilience.durations import parse_duration, parse_millis
 
 SHARED_KEYS = (
@@ -142,9 +143,10 @@ def _millis(keys: Mapping[str, Any], key: str, *, off: bool = False) -> float | 
 
 
 def _positive(value: object, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    number = positive_int(value)
+    if number is None:
         raise PolicyError(f"{key}: expected a positive integer, got {value!r}")
-    return value
+    return number
 
 
 def _balancer(keys: Mapping[str, Any]) -> BalancerSpec:

@@ -15,6 +15,7 @@ from gateway.config.cors import CorsConfiguration, parse_route_cors
 from gateway.cors import ALL_PATHS, CorsPolicy
 from gateway.errors import ConfigError
 from resilience.balancer.factory import BalancerSpec, balancer_of
+from resilience.counts import positive_int
 from resilience.durations import parse_millis
 
 TIMEOUT_KEYS = ("connect-timeout", "response-timeout")
@@ -43,11 +44,8 @@ def _positive_int(metadata: Mapping[str, Any], key: str) -> int | None:
     value = metadata.get(key)
     if value is None:
         return None
-    try:
-        number = int(str(value))
-    except ValueError:
-        number = 0
-    if number < 1:
+    number = positive_int(value)
+    if number is None:
         raise ConfigError(f"metadata {key}: expected a positive integer, got {value!r}")
     return number
 
