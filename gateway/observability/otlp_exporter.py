@@ -8,27 +8,20 @@ wire format for what the gateway records (spans with string/int/bool/float attri
 status, one resource, one scope) is small and stable, so it is encoded here in one pass, the
 resource and scope once.
 
-Failures are not retried: the batch is dropped and counted, the next one tries again. An export
-never waits on anything but its own socket, on the batch processor's thread.
+Sending is :mod:`gateway.observability.otlp_sender`'s, which the exporter process shares.
 """
 
 from __future__ import annotations
 
-import gzip
-import http.client
-import logging
 import struct
-import threading
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-log = logging.getLogger("meshgate.tracing")
-
+from gateway.observability.otlp_sender import OtlpHttpSender
 
 # -- protobuf wire format -------------------------------------------------------------------------
 # One span's encoding ran ~22 µs on the export thread, holding the GIL the event loop needs; most
@@ -111,32 +104,90 @@ def _attributes(field: int, attributes: Mapping[str, Any] | None) -> bytes:
     return b"".join(out)
 
 
+def encode_span_fields(
+    trace_id: int,
+    span_id: int,
+    trace_state: str,
+    parent_span_id: int,
+    parent_remote: bool,
+    name: str,
+    kind: int,
+    start_ns: int,
+    end_ns: int,
+    attributes: Mapping[str, Any] | None,
+    status_code: int,
+    status_message: str | None,
+    trace_flags: int,
+) -> bytes:
+    """One ``opentelemetry.proto.trace.v1.Span`` from its fields (``kind``: the API's enum value;
+    ``parent_span_id`` 0 for a root). The gateway's own spans are encoded from these directly,
+    without building an SDK span first."""
+    out = [
+        _bytes_field(1, trace_id.to_bytes(16, "big")),
+        _bytes_field(2, span_id.to_bytes(8, "big")),
+    ]
+    if trace_state:
+        out.append(_str_field(3, trace_state))
+    if parent_span_id:
+        out.append(_bytes_field(4, parent_span_id.to_bytes(8, "big")))
+    out.append(_str_field(5, name))
+    out.append(_tag(6, 0) + _varint(kind + 1))  # API enum + 1 = proto enum
+    out.append(_tag(7, 1) + struct.pack("<Q", start_ns))
+    out.append(_tag(8, 1) + struct.pack("<Q", end_ns))
+    out.append(_attributes(9, attributes))
+    if status_code:
+        message = _str_field(2, status_message) if status_message else b""
+        out.append(_bytes_field(15, message + _tag(3, 0) + _varint(status_code)))
+    flags = 0x100 | (0x200 if parent_remote else 0)
+    out.append(_tag(16, 5) + struct.pack("<I", flags | trace_flags))
+    return b"".join(out)
+
+
 def encode_span(span: ReadableSpan) -> bytes:
     """One ``opentelemetry.proto.trace.v1.Span``."""
     context = span.get_span_context()
     assert context is not None
-    out = [
-        _bytes_field(1, context.trace_id.to_bytes(16, "big")),
-        _bytes_field(2, context.span_id.to_bytes(8, "big")),
-    ]
-    state = context.trace_state.to_header() if context.trace_state else ""
-    if state:
-        out.append(_str_field(3, state))
     parent = span.parent
-    if parent is not None:
-        out.append(_bytes_field(4, parent.span_id.to_bytes(8, "big")))
-    out.append(_str_field(5, span.name))
-    out.append(_tag(6, 0) + _varint(span.kind.value + 1))  # API enum + 1 = proto enum
-    out.append(_tag(7, 1) + struct.pack("<Q", span.start_time or 0))
-    out.append(_tag(8, 1) + struct.pack("<Q", span.end_time or 0))
-    out.append(_attributes(9, span.attributes))
     status = span.status
-    if status.status_code.value:
-        message = _str_field(2, status.description) if status.description else b""
-        out.append(_bytes_field(15, message + _tag(3, 0) + _varint(status.status_code.value)))
-    flags = 0x100 | (0x200 if parent is not None and parent.is_remote else 0)
-    out.append(_tag(16, 5) + struct.pack("<I", flags | int(context.trace_flags)))
-    return b"".join(out)
+    return encode_span_fields(
+        context.trace_id,
+        context.span_id,
+        context.trace_state.to_header() if context.trace_state else "",
+        parent.span_id if parent is not None else 0,
+        parent is not None and parent.is_remote,
+        span.name,
+        span.kind.value,
+        span.start_time or 0,
+        span.end_time or 0,
+        span.attributes,
+        status.status_code.value,
+        status.description,
+        int(context.trace_flags),
+    )
+
+
+def encode_resource(attributes: Mapping[str, Any]) -> bytes:
+    """``ResourceSpans.resource`` (field 1), ready to prefix a group of spans."""
+    return _bytes_field(1, _attributes(1, attributes))
+
+
+def encode_scope(name: str, version: str | None) -> bytes:
+    """``ScopeSpans.scope`` (field 1)."""
+    scope = _str_field(1, name)
+    if version:
+        scope += _str_field(2, version)
+    return _bytes_field(1, scope)
+
+
+def scope_span(encoded_span: bytes) -> bytes:
+    """A span as one entry of ``ScopeSpans.spans`` (field 2): what :func:`request_body` joins."""
+    return _bytes_field(2, encoded_span)
+
+
+def request_body(resource: bytes, scope: bytes, spans: bytes) -> bytes:
+    """An ``ExportTraceServiceRequest`` of one resource and one scope; ``spans`` is the
+    concatenation of :func:`scope_span` entries."""
+    return _bytes_field(1, resource + _bytes_field(2, scope + spans))
 
 
 def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
@@ -149,32 +200,24 @@ def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
     out = []
     for members in groups.values():
         first = members[0]
-        resource = _bytes_field(1, _attributes(1, first.resource.attributes))
         scope_info = first.instrumentation_scope
         scope = b""
         if scope_info is not None:
-            scope = _str_field(1, scope_info.name)
-            if scope_info.version:
-                scope += _str_field(2, scope_info.version)
-        scope_spans = _bytes_field(1, scope) + b"".join(
-            _bytes_field(2, encode_span(span)) for span in members
+            scope = encode_scope(scope_info.name, scope_info.version)
+        out.append(
+            request_body(
+                encode_resource(first.resource.attributes),
+                scope,
+                b"".join(scope_span(encode_span(span)) for span in members),
+            )
         )
-        out.append(_bytes_field(1, resource + _bytes_field(2, scope_spans)))
     return b"".join(out)
 
 
-# -- transport ------------------------------------------------------------------------------------
-def parse_headers(text: str) -> dict[str, str]:
-    """``OTEL_EXPORTER_OTLP_HEADERS``: ``key=value`` pairs, comma-separated, URL-encoded."""
-    headers: dict[str, str] = {}
-    for item in text.split(","):
-        if "=" in item:
-            key, value = item.split("=", 1)
-            headers[unquote(key.strip())] = unquote(value.strip())
-    return headers
-
-
+# -- the SDK adapter ---------------------------------------------------------------------------
 class LeanOtlpExporter(SpanExporter):
+    """The SDK's exporter interface over :class:`OtlpHttpSender`, for the batch processor."""
+
     def __init__(
         self,
         endpoint: str,
@@ -183,69 +226,24 @@ class LeanOtlpExporter(SpanExporter):
         timeout: float = 5.0,
         compression: str | None = None,
     ) -> None:
-        parts = urlsplit(endpoint)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {endpoint!r}")
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname
-        self._port = parts.port or (443 if self._https else 80)
-        self._path = parts.path or "/v1/traces"
-        self._timeout = timeout
-        self._gzip = compression == "gzip"
-        self._headers = {"Content-Type": "application/x-protobuf", **(headers or {})}
-        if self._gzip:
-            self._headers["Content-Encoding"] = "gzip"
-        self._connection: http.client.HTTPConnection | None = None
-        self._lock = threading.Lock()
+        self._sender = OtlpHttpSender(
+            endpoint, headers=headers, timeout=timeout, compression=compression
+        )
         self._closed = False
-        self.failures = 0
 
-    def _connect(self) -> http.client.HTTPConnection:
-        if self._connection is None:
-            kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            self._connection = kind(self._host, self._port, timeout=self._timeout)
-        return self._connection
+    @property
+    def failures(self) -> int:
+        return self._sender.failures
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._closed:
             return SpanExportResult.FAILURE
-        body = encode_request(spans)
-        if self._gzip:
-            body = gzip.compress(body, compresslevel=1)
-        with self._lock:
-            for attempt in (0, 1):  # a kept-alive connection the collector closed: once more
-                connection = self._connect()
-                try:
-                    connection.request("POST", self._path, body, self._headers)
-                    response = connection.getresponse()
-                    response.read()
-                except (OSError, http.client.HTTPException) as exc:
-                    connection.close()
-                    self._connection = None
-                    if attempt:
-                        return self._failed(f"{type(exc).__name__}: {exc}", len(spans))
-                    continue
-                if 200 <= response.status < 300:
-                    if self.failures:
-                        log.info("span export recovered after %d failed batches", self.failures)
-                        self.failures = 0
-                    return SpanExportResult.SUCCESS
-                return self._failed(f"collector answered {response.status}", len(spans))
-        return SpanExportResult.FAILURE  # pragma: no cover - the loop always returns
-
-    def _failed(self, reason: str, count: int) -> SpanExportResult:
-        self.failures += 1
-        # The first failure is news; later ones are the same outage (debug, not a log flood).
-        level = logging.WARNING if self.failures == 1 else logging.DEBUG
-        log.log(level, "dropped %d spans: %s", count, reason)
-        return SpanExportResult.FAILURE
+        ok = self._sender.post(encode_request(spans), len(spans))
+        return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
     def shutdown(self) -> None:
         self._closed = True
-        with self._lock:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
+        self._sender.close()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True

@@ -20,7 +20,8 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from gateway.observability.otlp_exporter import encode_request, parse_headers
+from gateway.observability.otlp_exporter import encode_request
+from gateway.observability.otlp_sender import parse_headers
 
 
 class Keep(SpanExporter):
