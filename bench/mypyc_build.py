@@ -75,6 +75,7 @@ MODULES = (
     "gateway/observability/observer.py",
     "gateway/observability/metrics.py",
     "gateway/observability/tracing.py",
+    "gateway/observability/otlp_exporter.py",
     # the resilience call path, balancers and discovery's instances
     "resilience/picker.py",
     "resilience/runtime.py",

@@ -279,7 +279,8 @@ def summarise(measurements: list[Measurement]) -> list[dict[str, object]]:
 
 
 # The price of observability, against `typical` with all of it off (small body, c=50 only):
-# metrics + access log are meshgate's defaults; tracing samples 10 % or 100 % into a sink.
+# metrics + access log are meshgate's defaults; tracing samples 10 % or 100 % into a sink
+# (the exporter process's CPU counts: it is in the gateway's process tree).
 OBSERVABILITY_VARIANTS: dict[str, dict[str, str]] = {
     "meshgate-1w-typical-plain": {
         "OTEL_SDK_DISABLED": "true",
@@ -291,6 +292,16 @@ OBSERVABILITY_VARIANTS: dict[str, dict[str, str]] = {
         "OTEL_TRACES_SAMPLER_ARG": "0.1",
     },
     "meshgate-1w-typical-trace100": {"OTEL_TRACES_SAMPLER": "parentbased_always_on"},
+    # The same two through the SDK's batch processor on a thread, not the exporter process.
+    "meshgate-1w-typical-trace10-thread": {
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.1",
+        "GATEWAY_TRACING_EXPORTER": "thread",
+    },
+    "meshgate-1w-typical-trace100-thread": {
+        "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+        "GATEWAY_TRACING_EXPORTER": "thread",
+    },
 }
 
 

@@ -181,7 +181,12 @@ class Gateway:
             tracing_settings = TracingSettings.from_env(os.environ, settings.service_name)
         except ValueError as exc:
             raise ConfigError(str(exc), "environment") from exc
-        self.tracing = Tracing(tracing_settings, rng=self._rng)
+        self.tracing = Tracing(
+            tracing_settings,
+            rng=self._rng,
+            log_level=settings.log_level,
+            log_format=settings.log_format,
+        )
         self.metrics = Metrics(state=self._state_metrics)
         # Small batches: the writer thread formats a batch holding the GIL, and a long hold
         # shows up in the request tail (1,024 lines held it ~1.7 ms).
@@ -657,7 +662,10 @@ class Gateway:
         await asyncio.to_thread(self.access_log.close)
         try:
             # The SDK's flush exports the whole queue, however slow the collector: bounded here.
-            await asyncio.wait_for(asyncio.to_thread(self.tracing.shutdown), TRACING_FLUSH)
+            # The tracer's own bound stops its exporter inside ours (a second for the kill).
+            await asyncio.wait_for(
+                asyncio.to_thread(self.tracing.shutdown, TRACING_FLUSH), TRACING_FLUSH + 1.0
+            )
         except TimeoutError:
             log.warning("gave up flushing spans after %gs", TRACING_FLUSH)
         if self._management is not None:

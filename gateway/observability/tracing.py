@@ -1,24 +1,29 @@
 """OpenTelemetry traces: a SERVER span per request and a CLIENT span per upstream attempt, so
 retries, hedges and fallbacks show up as separate children of one request.
 
-Configured only by OpenTelemetry's standard environment (``OTEL_SDK_DISABLED``,
-``OTEL_SERVICE_NAME``, ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``, ``OTEL_TRACES_SAMPLER[_ARG]``).
-Tracing is on when an OTLP endpoint is configured; spans go out through a batch processor on its
-own thread, so a collector outage costs dropped spans, never a slower or failed request.
+Configured by OpenTelemetry's standard environment (``OTEL_SDK_DISABLED``,
+``OTEL_SERVICE_NAME``, ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``, ``OTEL_TRACES_SAMPLER[_ARG]``,
+``OTEL_BSP_*``, ...) and ``GATEWAY_TRACING_EXPORTER``.
+Tracing is on when an OTLP endpoint is configured. A sampled span is encoded when it ends and
+goes, in batches through a pipe, to an exporter process that posts it
+(:mod:`gateway.observability.span_pipe`); ``GATEWAY_TRACING_EXPORTER=thread`` keeps the SDK's
+batch processor on a thread instead. Either way a collector outage costs dropped spans, never a
+slower or failed request.
 
 The sampling decision is made here, before anything is allocated: an unsampled request (90 %
 at 10 % sampling) costs a header lookup and, when it starts the trace, a ``traceparent`` for the
-upstream. A sampled request records its spans as plain fields and hands the SDK's batch span
-processor one ``ReadableSpan`` per span when it ends; OTel's global state is left alone.
+upstream. A sampled request records its spans as plain fields and encodes each one when it
+ends (in thread mode: hands the SDK's batch processor one ``ReadableSpan``); OTel's global state
+is left alone.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import random
+import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +43,15 @@ from opentelemetry.trace import (
 from discovery.traceparent import parse_traceparent as _parse_traceparent
 from discovery.traceparent import remote_parent
 from gateway import __version__
-from gateway.observability.otlp_exporter import LeanOtlpExporter, parse_headers
+from gateway.observability.otlp_exporter import (
+    LeanOtlpExporter,
+    encode_resource,
+    encode_scope,
+    encode_span_fields,
+    scope_span,
+)
+from gateway.observability.otlp_sender import parse_headers
+from gateway.observability.span_pipe import ExporterConfig, SpanPipe, start_exporter_process
 
 if TYPE_CHECKING:
     from gateway.exchange import Destination, Exchange
@@ -65,6 +78,13 @@ class TracingSettings:
     ratio: float = 1.0
     headers: Mapping[str, str] = field(default_factory=dict)
     compression: str | None = None
+    # GATEWAY_TRACING_EXPORTER: "process" (a pipe to an exporter process) or "thread" (the
+    # SDK's batch span processor in this process).
+    exporter: str = "process"
+    timeout: float = 10.0  # OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT, per post
+    schedule_delay: float = 5.0  # OTEL_BSP_SCHEDULE_DELAY
+    queue_size: int = 2048  # OTEL_BSP_MAX_QUEUE_SIZE
+    batch_size: int | None = None  # OTEL_BSP_MAX_EXPORT_BATCH_SIZE (None: the mode's default)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], default_service: str) -> TracingSettings:
@@ -105,7 +125,51 @@ class TracingSettings:
             )
         if compression == "none":
             compression = None
-        return cls(enabled, service, endpoint, sampler, ratio, headers, compression)
+        mode = env.get("GATEWAY_TRACING_EXPORTER", "process").strip().lower() or "process"
+        if mode not in ("process", "thread"):
+            raise ValueError(f"GATEWAY_TRACING_EXPORTER: use process or thread, got {mode!r}")
+        timeout_ms = _positive_int(env, "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", None)
+        if timeout_ms is None:
+            timeout_ms = _positive_int(env, "OTEL_EXPORTER_OTLP_TIMEOUT", 10_000)
+        assert timeout_ms is not None
+        queue_size = _positive_int(env, "OTEL_BSP_MAX_QUEUE_SIZE", 2048)
+        batch_size = _positive_int(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", None)
+        assert queue_size is not None
+        if batch_size is not None and batch_size > queue_size:
+            raise ValueError(
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE: must not exceed OTEL_BSP_MAX_QUEUE_SIZE "
+                f"({batch_size} > {queue_size})"
+            )
+        delay_ms = _positive_int(env, "OTEL_BSP_SCHEDULE_DELAY", 5000)
+        assert delay_ms is not None
+        return cls(
+            enabled,
+            service,
+            endpoint,
+            sampler,
+            ratio,
+            headers,
+            compression,
+            mode,
+            timeout_ms / 1000,
+            delay_ms / 1000,
+            queue_size,
+            batch_size,
+        )
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+    """A positive integer variable (milliseconds or a count, as OpenTelemetry defines each)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}: not a whole number: {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name}: must be positive, got {raw!r}")
+    return value
 
 
 class OpenSpan:
@@ -163,11 +227,22 @@ class TraceContext:
 
 
 class Tracing:
-    def __init__(self, settings: TracingSettings, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        settings: TracingSettings,
+        rng: random.Random | None = None,
+        *,
+        log_level: str = "INFO",
+        log_format: str = "text",
+        spawn: Callable[[], subprocess.Popen[bytes]] = start_exporter_process,
+    ) -> None:
+        """``log_level``/``log_format``: the exporter process logs as the gateway does;
+        ``spawn`` starts it."""
         self.settings = settings
         self.enabled = settings.enabled
         self._rng = rng or random.Random()
         self._processor: BatchSpanProcessor | None = None
+        self.pipe: SpanPipe | None = None
         sampler = settings.sampler
         self._parent_based = sampler.startswith("parentbased_")
         root = sampler.removeprefix("parentbased_")
@@ -175,16 +250,44 @@ class Tracing:
         self._bound = round(self._root_ratio * (1 << 64))
         self._resource = Resource.create({"service.name": settings.service_name})
         self._scope = InstrumentationScope("meshgate", __version__)
-        if self.enabled:
+        if not self.enabled:
+            pass
+        elif settings.exporter == "process":
+            assert settings.endpoint is not None
+            self.pipe = SpanPipe(
+                ExporterConfig(
+                    settings.endpoint,
+                    settings.headers,
+                    settings.timeout,
+                    settings.compression,
+                    log_level,
+                    log_format,
+                ),
+                resource=encode_resource(self._resource.attributes),
+                scope=encode_scope(self._scope.name, self._scope.version),
+                batch_size=settings.batch_size or 512,
+                queue_size=settings.queue_size,
+                schedule_delay=settings.schedule_delay,
+                spawn=spawn,
+            )
+        else:
             assert settings.endpoint is not None
             exporter = LeanOtlpExporter(
-                settings.endpoint, headers=settings.headers, compression=settings.compression
+                settings.endpoint,
+                headers=settings.headers,
+                timeout=settings.timeout,
+                compression=settings.compression,
             )
-            # The SDK's batch processor (OTEL_BSP_* apply) on its own thread. Its export thread
-            # encodes a batch holding the GIL: smaller batches than the SDK's 512 keep that
-            # out of the request tail.
-            batch = None if os.environ.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") else 64
-            self._processor = BatchSpanProcessor(exporter, max_export_batch_size=batch)
+            # The SDK's batch processor on its own thread. Its export thread encodes a batch
+            # holding the GIL: smaller batches than the SDK's 512 keep that out of the
+            # request tail.
+            self._processor = BatchSpanProcessor(
+                exporter,
+                max_queue_size=settings.queue_size,
+                schedule_delay_millis=settings.schedule_delay * 1000,
+                max_export_batch_size=settings.batch_size or 64,
+            )
+        self._recording = self.pipe is not None or self._processor is not None
 
     def _sampled_root(self, trace_id: int) -> bool:
         # TraceIdRatioBased's rule: the low 64 bits of the trace id against the ratio.
@@ -202,7 +305,7 @@ class Tracing:
             trace_id = self._rng.getrandbits(128) or 1
             parent_span, parent_sampled = 0, False
             sampled = self._sampled_root(trace_id)
-        if not sampled or self._processor is None:
+        if not sampled or not self._recording:
             # Not recorded here. A valid client traceparent goes on untouched (the upstream's
             # parent is the client's span); otherwise we start the trace, unsampled.
             traceparent = None
@@ -313,6 +416,29 @@ class Tracing:
     def _emit(
         self, span: OpenSpan, name: str, status: Status, end_ns: int, state: TraceState | None
     ) -> None:
+        pipe = self.pipe
+        if pipe is not None:
+            parent = span.parent
+            pipe.add(
+                scope_span(
+                    encode_span_fields(
+                        span.trace_id,
+                        span.span_id,
+                        state.to_header() if state else "",
+                        parent.span_id if parent is not None else 0,
+                        parent is not None and parent.is_remote,
+                        name,
+                        span.kind.value,
+                        span.start,
+                        end_ns,
+                        span.attributes,
+                        status.status_code.value,
+                        status.description,
+                        TraceFlags.SAMPLED,
+                    )
+                )
+            )
+            return
         processor = self._processor
         if processor is None:
             return
@@ -340,6 +466,8 @@ class Tracing:
             context.server.attributes[key] = value
 
     def shutdown(self, timeout: float = 5.0) -> None:
+        if self.pipe is not None:
+            self.pipe.shutdown(timeout)
         if self._processor is not None:
             self._processor.force_flush(int(timeout * 1000))
             self._processor.shutdown()  # type: ignore[no-untyped-call]

@@ -44,7 +44,9 @@ def write_routes(tmp_path: Path, text: str) -> Path:
     return path
 
 
+@pytest.mark.parametrize("exporter", ["process", "thread"])
 async def test_one_trace_client_gateway_two_attempts_upstream_with_baggage(
+    exporter: str,
     tmp_path: Path,
     receiver: OtlpReceiver,
     session: aiohttp.ClientSession,
@@ -55,6 +57,7 @@ async def test_one_trace_client_gateway_two_attempts_upstream_with_baggage(
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", receiver.traces_url)
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
     monkeypatch.setenv("OTEL_SERVICE_NAME", "edge")
+    monkeypatch.setenv("GATEWAY_TRACING_EXPORTER", exporter)
     config = write_routes(
         tmp_path,
         f"""

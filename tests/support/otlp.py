@@ -65,6 +65,10 @@ class ReceivedSpan:
     status_code: str  # UNSET, OK, ERROR
     start_ns: int
     end_ns: int
+    trace_state: str = ""
+    flags: int = 0  # W3C trace flags and OTLP's has-is-remote/is-remote bits
+    status_message: str = ""
+    scope: str = ""
 
     def summary(self) -> str:
         parent = self.parent_span_id or "-"
@@ -120,6 +124,10 @@ def decode_request(request: ExportTraceServiceRequest) -> list[ReceivedSpan]:
                         status_code=_STATUSES.get(span.status.code, str(span.status.code)),
                         start_ns=int(span.start_time_unix_nano),
                         end_ns=int(span.end_time_unix_nano),
+                        trace_state=span.trace_state,
+                        flags=int(span.flags),
+                        status_message=span.status.message,
+                        scope=scope_spans.scope.name,
                     )
                 )
     return spans
@@ -157,6 +165,7 @@ class OtlpReceiver:
         self.spans: list[ReceivedSpan] = []
         self.requests = 0  # export requests received, refused ones included
         self.problems: list[str] = []  # why requests were refused (other than fail_with)
+        self.headers: list[dict[str, str]] = []  # each export request's headers, lower-cased
         self.fail_with: int | None = None
         self.retry_after: str | None = "0"
         self._runner: web.AppRunner | None = None
@@ -174,9 +183,11 @@ class OtlpReceiver:
         self.spans.clear()
         self.requests = 0
         self.problems.clear()
+        self.headers.clear()
 
     async def _traces(self, request: web.Request) -> web.Response:
         self.requests += 1
+        self.headers.append({k.lower(): v for k, v in request.headers.items()})
         # Read the body even when failing, so the exporter's request completes cleanly.
         body = await request.read()
         if self.fail_with is not None:
