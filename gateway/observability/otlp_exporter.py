@@ -218,17 +218,8 @@ def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
 class LeanOtlpExporter(SpanExporter):
     """The SDK's exporter interface over :class:`OtlpHttpSender`, for the batch processor."""
 
-    def __init__(
-        self,
-        endpoint: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        timeout: float = 5.0,
-        compression: str | None = None,
-    ) -> None:
-        self._sender = OtlpHttpSender(
-            endpoint, headers=headers, timeout=timeout, compression=compression
-        )
+    def __init__(self, sender: OtlpHttpSender) -> None:
+        self._sender = sender
         self._closed = False
 
     @property

@@ -100,7 +100,8 @@ class SpanPipe:
         self._wake = threading.Event()
         self._stopping = False
         self._child: subprocess.Popen[bytes] | None = None
-        self._child_stdin: IO[bytes] | None = None
+        # The dead process already logged (its exit is reported once, not once per batch).
+        self._mourned: subprocess.Popen[bytes] | None = None
         self._spawned_at: float | None = None
         self.dropped = 0  # spans refused by a full queue (the loop's count)
         self.lost = 0  # spans in batches the exporter process never got (the flusher's count)
@@ -169,9 +170,12 @@ class SpanPipe:
 
     def _ensure_child(self) -> IO[bytes] | None:
         child = self._child
-        if child is not None and child.poll() is None and self._child_stdin is not None:
-            return self._child_stdin
-        if child is not None:
+        if child is not None and child.poll() is None and not _closed(child):
+            return child.stdin
+        if child is not None and child is not self._mourned:
+            # Once per process: until the respawn interval is over every batch comes here,
+            # and a warning per batch would flood the log under load.
+            self._mourned = child
             log.warning("span exporter process exited with %s", child.returncode)
             self._close_stdin()
         now = self._clock()
@@ -184,7 +188,7 @@ class SpanPipe:
             log.warning("cannot start the span exporter process: %s", exc)
             return None
         assert child.stdin is not None
-        self._child, self._child_stdin = child, child.stdin
+        self._child = child
         try:
             _write_all(child.stdin.fileno(), frame(self._config))
         except OSError:
@@ -193,10 +197,10 @@ class SpanPipe:
         return child.stdin
 
     def _close_stdin(self) -> None:
-        stdin, self._child_stdin = self._child_stdin, None
-        if stdin is not None:
+        child = self._child
+        if child is not None and child.stdin is not None:
             with contextlib.suppress(OSError):  # a broken pipe's buffer: nothing to keep
-                stdin.close()
+                child.stdin.close()  # closing twice is a no-op
 
     # -- shutdown -----------------------------------------------------------------------------
     def shutdown(self, timeout: float = 5.0) -> bool:
@@ -217,6 +221,11 @@ class SpanPipe:
             child.wait()
             return False
         return not self._thread.is_alive()
+
+
+def _closed(child: subprocess.Popen[bytes]) -> bool:
+    """Whether the pipe to ``child`` is closed (by us: after a write failed, or at the end)."""
+    return child.stdin is None or child.stdin.closed
 
 
 def _write_all(fd: int, data: bytes) -> None:

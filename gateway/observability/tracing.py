@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import logging
 import random
-import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -50,8 +49,8 @@ from gateway.observability.otlp_exporter import (
     encode_span_fields,
     scope_span,
 )
-from gateway.observability.otlp_sender import parse_headers
-from gateway.observability.span_pipe import ExporterConfig, SpanPipe, start_exporter_process
+from gateway.observability.otlp_sender import OtlpHttpSender, parse_headers
+from gateway.observability.span_pipe import ExporterConfig, SpanPipe
 
 if TYPE_CHECKING:
     from gateway.exchange import Destination, Exchange
@@ -128,20 +127,19 @@ class TracingSettings:
         mode = env.get("GATEWAY_TRACING_EXPORTER", "process").strip().lower() or "process"
         if mode not in ("process", "thread"):
             raise ValueError(f"GATEWAY_TRACING_EXPORTER: use process or thread, got {mode!r}")
-        timeout_ms = _positive_int(env, "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", None)
-        if timeout_ms is None:
-            timeout_ms = _positive_int(env, "OTEL_EXPORTER_OTLP_TIMEOUT", 10_000)
-        assert timeout_ms is not None
-        queue_size = _positive_int(env, "OTEL_BSP_MAX_QUEUE_SIZE", 2048)
-        batch_size = _positive_int(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", None)
-        assert queue_size is not None
+        timeout_ms = (
+            _positive_int(env, "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
+            or _positive_int(env, "OTEL_EXPORTER_OTLP_TIMEOUT")
+            or 10_000
+        )
+        queue_size = _positive_int(env, "OTEL_BSP_MAX_QUEUE_SIZE") or 2048
+        batch_size = _positive_int(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
         if batch_size is not None and batch_size > queue_size:
             raise ValueError(
                 "OTEL_BSP_MAX_EXPORT_BATCH_SIZE: must not exceed OTEL_BSP_MAX_QUEUE_SIZE "
                 f"({batch_size} > {queue_size})"
             )
-        delay_ms = _positive_int(env, "OTEL_BSP_SCHEDULE_DELAY", 5000)
-        assert delay_ms is not None
+        delay_ms = _positive_int(env, "OTEL_BSP_SCHEDULE_DELAY") or 5000
         return cls(
             enabled,
             service,
@@ -158,11 +156,12 @@ class TracingSettings:
         )
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
-    """A positive integer variable (milliseconds or a count, as OpenTelemetry defines each)."""
+def _positive_int(env: Mapping[str, str], name: str) -> int | None:
+    """A positive integer variable (milliseconds or a count, as OpenTelemetry defines each);
+    None when it is unset or empty."""
     raw = env.get(name, "").strip()
     if not raw:
-        return default
+        return None
     try:
         value = int(raw)
     except ValueError:
@@ -234,10 +233,8 @@ class Tracing:
         *,
         log_level: str = "INFO",
         log_format: str = "text",
-        spawn: Callable[[], subprocess.Popen[bytes]] = start_exporter_process,
     ) -> None:
-        """``log_level``/``log_format``: the exporter process logs as the gateway does;
-        ``spawn`` starts it."""
+        """``log_level``/``log_format``: the exporter process logs as the gateway does."""
         self.settings = settings
         self.enabled = settings.enabled
         self._rng = rng or random.Random()
@@ -268,15 +265,16 @@ class Tracing:
                 batch_size=settings.batch_size or 512,
                 queue_size=settings.queue_size,
                 schedule_delay=settings.schedule_delay,
-                spawn=spawn,
             )
         else:
             assert settings.endpoint is not None
             exporter = LeanOtlpExporter(
-                settings.endpoint,
-                headers=settings.headers,
-                timeout=settings.timeout,
-                compression=settings.compression,
+                OtlpHttpSender(
+                    settings.endpoint,
+                    headers=settings.headers,
+                    timeout=settings.timeout,
+                    compression=settings.compression,
+                )
             )
             # The SDK's batch processor on its own thread. Its export thread encodes a batch
             # holding the GIL: smaller batches than the SDK's 512 keep that out of the

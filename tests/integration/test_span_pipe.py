@@ -10,6 +10,7 @@ import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -23,7 +24,7 @@ from gateway.observability.otlp_exporter import (
 )
 from gateway.observability.span_pipe import ExporterConfig, SpanPipe
 from tests.support.gateway import start_gateway
-from tests.support.otlp import OtlpReceiver
+from tests.support.otlp import OtlpReceiver, ReceivedSpan
 from tests.support.ports import free_port
 from tests.support.upstream import start_upstream
 
@@ -42,18 +43,18 @@ def entry(index: int, padding: str = "") -> bytes:
     )  # fmt: skip
 
 
-def make_pipe(endpoint: str, **options: object) -> SpanPipe:
+def make_pipe(endpoint: str, **options: Any) -> SpanPipe:
     compression = options.pop("compression", None)
     assert compression is None or isinstance(compression, str)
     return SpanPipe(
         ExporterConfig(endpoint, {"authorization": "Bearer t0k"}, 3.0, compression),
         resource=encode_resource({"service.name": "pipe"}),
         scope=encode_scope("meshgate", "9.9"),
-        **options,  # type: ignore[arg-type]
+        **options,
     )
 
 
-def count(n: int) -> object:
+def count(n: int) -> Callable[[list[ReceivedSpan]], bool]:
     return lambda spans: len(spans) >= n
 
 
@@ -68,6 +69,17 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
     return True
 
 
+async def kill_the_first_process(pipe: SpanPipe, receiver: OtlpReceiver) -> subprocess.Popen[bytes]:
+    """One span through, then the exporter process that posted it SIGKILLed and reaped."""
+    pipe.add(entry(0))
+    await receiver.wait_for(count(1))
+    first = pipe._child
+    assert first is not None
+    first.kill()
+    first.wait()
+    return first
+
+
 @pytest.mark.parametrize("compression", [None, "gzip"])
 async def test_batches_reach_the_collector_whole_with_headers(
     receiver: OtlpReceiver, compression: str | None
@@ -78,7 +90,7 @@ async def test_batches_reach_the_collector_whole_with_headers(
     try:
         for index in range(25):
             pipe.add(entry(index))
-        spans = await receiver.wait_for(count(25))  # type: ignore[arg-type]
+        spans = await receiver.wait_for(count(25))
     finally:
         assert await asyncio.to_thread(pipe.shutdown, 5.0)
     assert sorted(s.name for s in spans) == sorted(f"span-{i}" for i in range(25))
@@ -103,21 +115,16 @@ async def test_shutdown_posts_what_is_queued_and_the_process_exits(
         pipe.add(entry(index))
     assert receiver.requests == 0  # neither a full batch nor the schedule yet
     assert await asyncio.to_thread(pipe.shutdown, 5.0)
-    await receiver.wait_for(count(5))  # type: ignore[arg-type]
+    await receiver.wait_for(count(5))
     assert pipe._child is not None and pipe._child.returncode == 0
 
 
 async def test_a_dead_exporter_process_is_started_again(receiver: OtlpReceiver) -> None:
     pipe = make_pipe(receiver.traces_url, batch_size=1, respawn_interval=0.0)
     try:
-        pipe.add(entry(0))
-        await receiver.wait_for(count(1))  # type: ignore[arg-type]
-        first = pipe._child
-        assert first is not None
-        first.kill()
-        first.wait()
+        first = await kill_the_first_process(pipe, receiver)
         pipe.add(entry(1))
-        await receiver.wait_for(count(2))  # type: ignore[arg-type]
+        await receiver.wait_for(count(2))
         assert pipe._child is not None and pipe._child.pid != first.pid
     finally:
         assert await asyncio.to_thread(pipe.shutdown, 5.0)
@@ -125,21 +132,19 @@ async def test_a_dead_exporter_process_is_started_again(receiver: OtlpReceiver) 
 
 
 async def test_a_process_dying_again_at_once_costs_its_batches_not_a_respawn_loop(
-    receiver: OtlpReceiver,
+    receiver: OtlpReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     pipe = make_pipe(receiver.traces_url, batch_size=1, respawn_interval=3600.0)
     try:
-        pipe.add(entry(0))
-        await receiver.wait_for(count(1))  # type: ignore[arg-type]
-        first = pipe._child
-        assert first is not None
-        first.kill()
-        first.wait()
+        first = await kill_the_first_process(pipe, receiver)
         for index in range(1, 4):
             pipe.add(entry(index))
         assert await until(lambda: pipe.lost >= 3, 5.0)
         assert pipe.lost == 3
         assert pipe._child is first  # not started again inside the interval
+        # Its death is logged once, not once per batch lost while it stays dead.
+        exits = [r for r in caplog.records if "exporter process exited" in r.getMessage()]
+        assert len(exits) == 1
     finally:
         await asyncio.to_thread(pipe.shutdown, 2.0)
 
@@ -208,7 +213,7 @@ async def test_the_exporter_process_ends_with_a_killed_worker(receiver: OtlpRece
     out, _ = await asyncio.wait_for(worker.communicate(), 20)
     assert worker.returncode == -9
     pid = int(out.split()[0])
-    await receiver.wait_for(count(1))  # type: ignore[arg-type]
+    await receiver.wait_for(count(1))
     assert await until(lambda: gone(pid)), f"exporter process {pid} outlived its worker"
 
 
@@ -242,7 +247,7 @@ async def test_a_continued_trace_and_a_failed_attempt_encode_alike_in_either_mod
                 assert response.status == 200
             async with session.get(f"{gw.url}/dead") as response:
                 assert response.status >= 500
-        spans = await receiver.wait_for(count(4))  # type: ignore[arg-type]
+        spans = await receiver.wait_for(count(4))
     finally:
         await gw.gateway.stop()
         await upstream.runner.cleanup()
