@@ -35,6 +35,7 @@ from gateway.engine.server import HttpServerProtocol
 from gateway.engine.sink import SinkPool, SinkSettings
 from gateway.errors import ConfigError, ServiceOverloaded
 from gateway.exchange import Exchange, Response
+from gateway.explain import Explainer
 from gateway.extension import BuildContext, WeightGroups
 from gateway.filters.api_key import consul_keys
 from gateway.forwarded import ForwardedHeaders
@@ -244,8 +245,20 @@ class Gateway:
             if settings.redis_url is not None
             else LocalRateLimiters(events=limit_events)
         )
-        self.dispatcher = Dispatcher(
-            RouteTable(()), ClientAddresses(proxies) if proxies is not None else None
+        client_addresses = ClientAddresses(proxies) if proxies is not None else None
+        self.dispatcher = Dispatcher(RouteTable(()), client_addresses)
+        # The explain API: the live table, the forwarder's own head, the client address and
+        # lane rules the proxy port applies.
+        self.explainer = Explainer(
+            lambda: self.dispatcher.table,
+            forwarder.head,
+            client_address=client_addresses,
+            trust_inbound_lane=settings.trust_inbound_lane
+            if self.sidecar is None
+            else self.sidecar.inbound_lane,
+            allow_encoded_slash=settings.allow_encoded_slash,
+            scheme="http" if self.tls is None else "https",
+            server=lambda: (settings.host, self.port),
         )
         self.stack = RouteStack(
             registry=self.registry,
@@ -340,7 +353,8 @@ class Gateway:
         gateway's typed dependencies."""
         return BuildContext(
             rng=self._rng,
-            weights=WeightGroups(self._rng),
+            # The groups' own generator: the explain API forecasts the next draw from a copy.
+            weights=WeightGroups(random.Random(self._rng.getrandbits(64))),
             runtimes=self.runtimes,
             replay_body=ReplayableBody,
             forward=self.dispatcher.forward,

@@ -1,5 +1,6 @@
 """The ``meshgate`` command: ``run`` the gateway (the default), run it as a ``sidecar`` (as
-``GATEWAY_MODE=sidecar`` does), or ``validate`` a route file."""
+``GATEWAY_MODE=sidecar`` does), ``validate`` a route file, or ``explain`` offline which route of
+a route file a request would take."""
 
 from __future__ import annotations
 
@@ -32,6 +33,24 @@ def _parser() -> argparse.ArgumentParser:
         "validate", help="check a route file: every route built, every mistake listed"
     )
     validate.add_argument("file", metavar="FILE", help="a YAML or JSON route document")
+    explain = commands.add_parser(
+        "explain",
+        help="which route, filters and instance a request would get from a route file "
+        "(offline: static services only, nothing is sent)",
+    )
+    explain.add_argument("file", metavar="FILE", help="a YAML or JSON route document")
+    explain.add_argument("method", metavar="METHOD", help="GET, POST, ...")
+    explain.add_argument("url", metavar="URL", help="/path?query or http://host/path?query")
+    explain.add_argument(
+        "-H", "--header", action="append", default=[], metavar="'NAME: VALUE'", help="a header"
+    )
+    explain.add_argument(
+        "-b", "--cookie", action="append", default=[], metavar="NAME=VALUE", help="a cookie"
+    )
+    explain.add_argument(
+        "--remote-address", default="127.0.0.1", metavar="IP", help="the client's address"
+    )
+    explain.add_argument("--json", action="store_true", help="print the explain API's JSON")
     return parser
 
 
@@ -39,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "validate":
         return _validate(args.file)
+    if args.command == "explain":
+        return _explain(args)
     _prepare_metrics()
     # Imported here: running pulls in the whole server, which validating does not need.
     from gateway.process import main_run
@@ -88,3 +109,51 @@ def _validate(path: str) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{path}: OK ({len(routes)} routes, {len(config.services)} services)")
     return EXIT_OK
+
+
+EXIT_NO_ROUTE = 1  # explained, but no route matches (as grep says "not found")
+
+
+def _explain(args: argparse.Namespace) -> int:
+    """The route file's table built as the gateway builds it, with the static services it
+    names (no Consul, no listener, no metrics), and one request explained against it."""
+    import json
+
+    from gateway import plugins
+    from gateway.app import Gateway
+    from gateway.config.errors import ConfigErrors
+    from gateway.explain import ExplainInputError, ExplainRequest, explain_text, parse_header
+    from gateway.settings import load_settings
+
+    try:
+        described = ExplainRequest(
+            method=args.method,
+            url=args.url,
+            headers=tuple(parse_header(text) for text in args.header),
+            cookies=tuple(_cookie(text) for text in args.cookie),
+            remote_address=args.remote_address,
+        )
+        settings = load_settings(
+            config=args.file, discovery="static", metrics=False, access_log=False
+        )
+        gateway = Gateway(settings, plugins.factories())
+        gateway.load()
+        explained = gateway.explainer.explain(described)
+    except ConfigErrors as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        return EXIT_INVALID
+    except (ConfigError, ExplainInputError) as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_INVALID
+    print(json.dumps(explained, indent=2) if args.json else explain_text(explained))
+    return EXIT_OK if explained["route"] is not None else EXIT_NO_ROUTE
+
+
+def _cookie(text: str) -> tuple[str, str]:
+    from gateway.explain import ExplainInputError
+
+    name, equals, value = text.partition("=")
+    if not equals or not name.strip():
+        raise ExplainInputError(f"cookie {text!r} is not NAME=VALUE")
+    return name.strip(), value.strip()

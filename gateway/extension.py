@@ -19,10 +19,11 @@ factory may use).
 
 from __future__ import annotations
 
+import copy
 import random
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,12 +56,23 @@ __all__ = [
     "Response",
     "ShortcutType",
     "SyncFilter",
+    "Verdict",
+    "WeightForecast",
     "WeightGroups",
     "WrappingFilter",
 ]
 
 
 # -- predicates ------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A predicate's answer for one request, with why: what the explain API shows, e.g.
+    ``Verdict(False, "path /order/1 does not match /orders/**")``."""
+
+    matched: bool
+    reason: str
+
+
 class Predicate(ABC):
     """Tests a request. Must be cheap and synchronous: it runs for every candidate route.
 
@@ -85,6 +97,12 @@ class Predicate(ABC):
     def describe(self) -> str:
         """The text SCG's actuator shows for this predicate, e.g. ``Paths: [/a/**], match
         trailing slash: true``."""
+
+    def explain(self, exchange: Exchange) -> Verdict:
+        """``test``'s answer with the reason (the explain API). Built-ins say what they
+        compared; a plugin that does not override this is explained by its description."""
+        matched = self.test(exchange)
+        return Verdict(matched, f"{self.describe()}: {'holds' if matched else 'does not hold'}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +144,11 @@ class SyncFilter(GatewayFilter):
     def post(self, exchange: Exchange, response: Response) -> None:
         return None
 
+    def preview(self, exchange: Exchange) -> Response | None:
+        """What ``pre`` would do to this exchange, for the explain API: the same, but moving no
+        state outside the exchange (a random draw comes from a copy of the generator)."""
+        return self.pre(exchange)
+
     @property
     def has_pre(self) -> bool:
         return type(self).pre is not SyncFilter.pre
@@ -156,7 +179,9 @@ class WeightGroups:
     proportion to the weights, and only that route's Weight predicate matches.
 
     The choice is made lazily (only when a Weight predicate is evaluated) and cached on the
-    exchange so every route of the group sees the same choice.
+    exchange so every route of the group sees the same choice. ``rng`` should be this table's
+    own generator: the explain API forecasts the next request's draws from a copy of it, which
+    holds only while nothing else draws from it.
     """
 
     def __init__(self, rng: random.Random) -> None:
@@ -167,6 +192,15 @@ class WeightGroups:
     def register(self, group: str, route_id: str, weight: int) -> None:
         self._groups.setdefault(group, []).append((route_id, weight))
         self._cumulative.pop(group, None)
+
+    def has(self, group: str) -> bool:
+        return group in self._groups
+
+    def share(self, group: str, route_id: str) -> tuple[int, int]:
+        """``route_id``'s weight in ``group`` and the group's total weight."""
+        members = self._groups.get(group, [])
+        weight = sum(w for rid, w in members if rid == route_id)
+        return weight, sum(w for _, w in members)
 
     def _table(self, group: str) -> tuple[list[float], list[str]]:
         table = self._cumulative.get(group)
@@ -188,17 +222,44 @@ class WeightGroups:
             choices = exchange.weight_choices = {}
         if group in choices:
             return choices[group]
-        bounds, ids = self._table(group)
-        pick: str | None = None
-        if ids:
-            r = self._rng.random()
-            pick = ids[-1]
-            for bound, rid in zip(bounds, ids, strict=True):
-                if r < bound:
-                    pick = rid
-                    break
-        choices[group] = pick
+        pick = choices[group] = self.draw(group, self._rng)
         return pick
+
+    def draw(self, group: str, rng: random.Random) -> str | None:
+        """One draw of ``group``'s route from ``rng`` (None: the group has no route)."""
+        bounds, ids = self._table(group)
+        if not ids:
+            return None
+        r = rng.random()
+        for bound, rid in zip(bounds, ids, strict=True):
+            if r < bound:
+                return rid
+        return ids[-1]
+
+    def forecast_rng(self) -> random.Random:
+        """A copy of the generator: its draws are the ones the next requests will get."""
+        return copy.copy(self._rng)
+
+
+class WeightForecast(dict[str, str | None]):
+    """An explained request's ``Exchange.weight_choices``: a group not yet chosen is drawn
+    when a Weight predicate first asks, as for a real request, but from copies of the groups'
+    generators, so the explain API shows the next request's choice and moves nothing."""
+
+    def __init__(self, groups: Iterable[WeightGroups]) -> None:
+        super().__init__()
+        unique = {id(each): each for each in groups}
+        self._draws = [(each, each.forecast_rng()) for each in unique.values()]
+
+    def __contains__(self, group: object) -> bool:
+        if isinstance(group, str) and not dict.__contains__(self, group):
+            pick: str | None = None
+            for weights, rng in self._draws:
+                if weights.has(group):
+                    pick = weights.draw(group, rng)
+                    break
+            self[group] = pick
+        return dict.__contains__(self, group)
 
 
 @dataclass(slots=True)

@@ -23,21 +23,21 @@ synchronous filters folds into one layer. A route with SCG's header/path filters
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import replace
 from functools import partial
 from typing import Protocol
 
 from discovery.registry import ServiceRegistry
 from gateway.errors import BadRequest, GatewayError, NoInstancesAvailable, UpstreamConnectError
-from gateway.exchange import Exchange, Handler, Response, Target
+from gateway.exchange import Destination, Exchange, Handler, Response, Target
 from gateway.extension import GatewayFilter, InternalForward, SyncFilter, WrappingFilter
 from gateway.filters.lane import LaneStrict
 from gateway.filters.request_uri import SENT_SCHEMES, ChangeRequestUri, RequestUrl
 from gateway.forwarder import FixedTarget, Forwarder, Pick
 from gateway.hash_key import KeyOf, key_extractor
 from gateway.routing.metadata import RoutePolicy
-from gateway.routing.route import Route, RouteUri
+from gateway.routing.route import Route, RouteUri, SendPreview
 from gateway.routing.table import RouteTable
 from resilience.balancer.base import LoadBalancer
 from resilience.balancer.factory import BalancerSpec, make_balancer
@@ -62,6 +62,9 @@ class Forward(Protocol):
         /,
     ) -> Awaitable[Response]: ...
 
+
+# Where a route would send now, moving no state: ``(key, lane) -> destination``.
+Preview = Callable[[Hashable | None, str | None], Destination]
 
 # The pick of an ``lb://`` service a request names; None when the registry has no instance.
 PickService = Callable[[str], "tuple[Pick, AttemptHooks | None] | None"]
@@ -95,11 +98,20 @@ class RouteStack:
         """Every route with its chain, as one table. Services' concurrency caps are collected
         while building and applied together, so a reload can raise or remove a cap."""
         self._runtimes.begin_build()
-        compiled = [replace(route, handler=self.build(route)) for route in routes]
+        compiled = [
+            replace(route, handler=handler, send=send)
+            for route in routes
+            for handler, send in (self.compile(route),)
+        ]
         self._runtimes.commit_build()
         return RouteTable(compiled)
 
     def build(self, route: Route) -> Handler:
+        return self.compile(route)[0]
+
+    def compile(self, route: Route) -> tuple[Handler, SendPreview | None]:
+        """The route's chain, and how its endpoint picks where to send (the explain API's
+        view; None for forward: and no://op)."""
         policy = route.policy  # parsed once, when the route was built
         uri = route.uri
         filters = route.chain_filters  # its own, and the global filters settings turn on
@@ -109,6 +121,7 @@ class RouteStack:
         if strict:
             filters = tuple(f for f in filters if not isinstance(f, LaneStrict))
         endpoint: Handler
+        send: SendPreview | None = None
         if uri.is_forward:
             # 10'. forward:/path: re-dispatch inside the gateway instead of a socket.
             endpoint = partial(self._forward, uri.path)
@@ -118,12 +131,19 @@ class RouteStack:
         else:
             # 7-10. one partial of the forwarder: pick (balance), account (per instance),
             # bounded by the per-try timeouts; no frame of its own.
-            pick, hooks = self._pick(uri, policy, strict=strict)
+            pick, hooks, preview = self._picker(uri, policy, strict=strict)
             hash_on = policy.balancer.hash_on if policy.balancer is not None else None
+            key_of = key_extractor(hash_on) if hash_on else None
+            send = SendPreview(
+                preview,
+                key_of,
+                (policy.balancer or BalancerSpec()).policy if uri.service is not None else None,
+                strict,
+            )
             endpoint = partial(
                 self._forwarder.forward,
                 pick,
-                key_extractor(hash_on) if hash_on else None,
+                key_of,
                 policy.connect_timeout,
                 policy.response_timeout,
                 hooks,
@@ -157,17 +177,25 @@ class RouteStack:
         if policy.deadline is not None:
             # 5. outside the filters: the deadline bounds retries and fallbacks too.
             handler = with_deadline(handler, policy.deadline)
-        return handler
+        return handler, send
 
     def _pick(
         self, uri: RouteUri, policy: RoutePolicy, *, building: bool = True, strict: bool = False
     ) -> tuple[Pick, AttemptHooks | None]:
-        """``building``: called while a table is built, so the route's concurrency cap is
+        pick, hooks, _ = self._picker(uri, policy, building=building, strict=strict)
+        return pick, hooks
+
+    def _picker(
+        self, uri: RouteUri, policy: RoutePolicy, *, building: bool = True, strict: bool = False
+    ) -> tuple[Pick, AttemptHooks | None, Preview]:
+        """The route's pick, its attempt hooks and its pick's stateless preview.
+        ``building``: called while a table is built, so the route's concurrency cap is
         collected for its service (a service first met by a request gets none). ``strict``:
         the route has LaneStrict."""
         service = uri.service
         if service is None:
-            return FixedTarget(Target(uri.host, uri.port, uri.secure)).pick, None
+            fixed = FixedTarget(Target(uri.host, uri.port, uri.secure)).pick
+            return fixed, None, partial(fixed, None)
         runtime = self._runtimes.get(service)
         if policy.max_concurrent is not None and building:
             self._runtimes.want_limit(service, policy.max_concurrent)
@@ -182,7 +210,7 @@ class RouteStack:
             policy.max_per_instance,
             strict_lanes=strict,
         )
-        return picker.pick, AttemptHooks(runtime, picker.count)
+        return picker.pick, AttemptHooks(runtime, picker.count), picker.preview
 
     def _service_pick(
         self, policy: RoutePolicy, strict: bool, service: str

@@ -9,6 +9,7 @@ filtered lists it needs.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Hashable, Sequence
 from typing import Generic
 
@@ -96,3 +97,16 @@ class InstancePicker(Generic[L]):
         if tried is not None:
             tried.add(instance.instance_id)
         return instance
+
+    def preview(self, key: Hashable | None, lane: str | None = None) -> L:
+        """The instance ``pick`` would choose now for a call that tried nothing yet, moving no
+        state: a copy of the balancer chooses (its position, weights and generator copied;
+        in-flight counts as they are), so the next real call gets the same answer. Raises as
+        ``pick`` does."""
+        balancer = self._balancer
+        # Swapped for one synchronous call: nothing else runs on this loop meanwhile.
+        self._balancer = copy.deepcopy(balancer)
+        try:
+            return self.pick(None, key, lane)
+        finally:
+            self._balancer = balancer

@@ -11,6 +11,7 @@ reads it when it builds the route and makes the route's picker strict.
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Callable
 
@@ -52,6 +53,15 @@ class LaneSplit(SyncFilter):
         self._rng = rng
 
     def pre(self, exchange: Exchange) -> Response | None:
+        self._choose(exchange, self._rng)
+        return None
+
+    def preview(self, exchange: Exchange) -> Response | None:
+        # A draw from a copy: the explain API shows the next keyless request's lane.
+        self._choose(exchange, copy.copy(self._rng))
+        return None
+
+    def _choose(self, exchange: Exchange, rng: random.Random) -> None:
         header = self._header
         if header is not None:
             value: str | None = None
@@ -63,8 +73,7 @@ class LaneSplit(SyncFilter):
         elif self._key_of is not None:
             exchange.lane = self.split.sticky(self._key_of(exchange))
         else:
-            exchange.lane = self.split.draw(self._rng)
-        return None
+            exchange.lane = self.split.draw(rng)
 
     def describe(self) -> str:
         split = self.split
@@ -140,7 +149,9 @@ def _build_split(args: Args, ctx: BuildContext) -> GatewayFilter:
         args.fail("percent", f"must be between 0 and 100, got {args.values['percent']!r}")
     key = _key(args)
     args.finish()
-    return LaneSplit(TrafficSplit(lane, percent), key, ctx.rng)
+    # A generator of its own, seeded from the build's: the explain API forecasts its next
+    # draw from a copy, which holds only while nothing else draws from it.
+    return LaneSplit(TrafficSplit(lane, percent), key, random.Random(ctx.rng.getrandbits(64)))
 
 
 def _build_strict(args: Args, ctx: BuildContext) -> GatewayFilter:

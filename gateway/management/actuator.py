@@ -22,7 +22,8 @@ from gateway.engine.response_writer import ResponseWriter
 from gateway.engine.upgrade import Tunnel
 from gateway.errors import ConfigError
 from gateway.forwarder import Forwarder
-from gateway.management import shapes
+from gateway.management import explain_api, shapes
+from gateway.management.responses import error_response, json_response
 from gateway.management.view import ManagementView
 from gateway.observability.observer import RequestObserver
 from gateway.routing.route import RouteUri
@@ -56,26 +57,8 @@ def _gateway(request: web.Request) -> ManagementView:
     return request.app[GATEWAY_KEY]
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        text=json.dumps(data, indent=None, default=str),
-        status=status,
-        content_type="application/json",
-    )
-
-
-_PHRASES = {
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    409: "Conflict",
-}
-
-
-def _error(status: int, message: str, path: str) -> web.Response:
-    body = {"status": status, "error": _PHRASES.get(status, ""), "message": message, "path": path}
-    return _json(body, status)
+_json = json_response
+_error = error_response
 
 
 async def health(request: web.Request) -> web.Response:
@@ -363,4 +346,5 @@ def build_management_app(gateway: ManagementView) -> web.Application:
     app.router.add_get("/actuator/gateway/services", services)
     app.router.add_get("/actuator/gateway/mirrors", mirrors)
     app.router.add_get("/actuator/prometheus", prometheus)
+    explain_api.add_routes(app, GATEWAY_KEY)
     return app

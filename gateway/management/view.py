@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from discovery.registry import ServiceRegistry
+from gateway.explain import Explainer
 from gateway.mirror.sender import Mirrors
 from gateway.observability.metrics import Metrics
 from gateway.routing.manager import RouteManager
@@ -55,6 +56,11 @@ class ManagementView(Protocol):
 
     @property
     def metrics(self) -> Metrics: ...
+
+    @property
+    def explainer(self) -> Explainer:
+        """The explain API over the live table."""
+        ...
 
     @property
     def mirrors(self) -> Mirrors:

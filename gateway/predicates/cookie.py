@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from gateway.config.args import Args
 from gateway.exchange import Exchange
-from gateway.extension import BuildContext, Predicate, PredicateFactory
+from gateway.extension import BuildContext, Predicate, PredicateFactory, Verdict
 from gateway.predicates.header import Regexp, compile_regexp
 
 
@@ -42,6 +42,15 @@ class CookiePredicate(Predicate):
 
     def describe(self) -> str:
         return f"Cookie: name={self.name} regexp={self.regexp.text}"
+
+    def explain(self, exchange: Exchange) -> Verdict:
+        values = cookie_values(exchange.request.headers.get_all("cookie"), self.name)
+        if self.test(exchange):
+            return Verdict(True, f"cookie {self.name} matches {self.regexp.text}")
+        if not values:
+            return Verdict(False, f"no cookie {self.name}")
+        shown = ", ".join(repr(v) for v in values)
+        return Verdict(False, f"cookie {self.name} = {shown} does not match {self.regexp.text}")
 
 
 def build(args: Args, ctx: BuildContext) -> Predicate:

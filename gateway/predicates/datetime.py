@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.config.args import Args
 from gateway.exchange import Exchange
-from gateway.extension import BuildContext, Predicate, PredicateFactory
+from gateway.extension import BuildContext, Predicate, PredicateFactory, Verdict
 
 _ZONED = re.compile(r"(?P<local>[^\[\]]+?)(?:\[(?P<zone>[^\[\]]+)\])?")
 _MILLIS = re.compile(r"[+-]?\d+")
@@ -97,6 +97,12 @@ class AfterPredicate(_InstantPredicate):
     def describe(self) -> str:
         return f"After: {self.text}"
 
+    def explain(self, exchange: Exchange) -> Verdict:
+        now = _when(self._now())
+        if self.test(exchange):
+            return Verdict(True, f"now ({now}) is after {self.text}")
+        return Verdict(False, f"now ({now}) is not after {self.text}")
+
 
 class BeforePredicate(_InstantPredicate):
     __slots__ = ()
@@ -106,6 +112,12 @@ class BeforePredicate(_InstantPredicate):
 
     def describe(self) -> str:
         return f"Before: {self.text}"
+
+    def explain(self, exchange: Exchange) -> Verdict:
+        now = _when(self._now())
+        if self.test(exchange):
+            return Verdict(True, f"now ({now}) is before {self.text}")
+        return Verdict(False, f"now ({now}) is not before {self.text}")
 
 
 class BetweenPredicate(Predicate):
@@ -123,6 +135,18 @@ class BetweenPredicate(Predicate):
 
     def describe(self) -> str:
         return f"Between: {self.start_text} and {self.end_text}"
+
+    def explain(self, exchange: Exchange) -> Verdict:
+        now = _when(self._now())
+        span = f"{self.start_text} and {self.end_text}"
+        if self.test(exchange):
+            return Verdict(True, f"now ({now}) is between {span}")
+        return Verdict(False, f"now ({now}) is not between {span}")
+
+
+def _when(instant: float) -> str:
+    """An instant as the explain API shows it: UTC, to the second."""
+    return datetime.fromtimestamp(instant, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def build_after(args: Args, ctx: BuildContext) -> Predicate:

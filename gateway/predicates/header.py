@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from gateway.config.args import Args
 from gateway.exchange import Exchange
-from gateway.extension import BuildContext, Predicate, PredicateFactory
+from gateway.extension import BuildContext, Predicate, PredicateFactory, Verdict
 from gateway.patterns.java_regex import compile_java_regex
 
 
@@ -88,6 +88,18 @@ class HeaderPredicate(Predicate):
     def describe(self) -> str:
         regexp = self.regexp.text if self.regexp is not None else "null"
         return f"Header: {self.header} regexp={regexp}"
+
+    def explain(self, exchange: Exchange) -> Verdict:
+        values = exchange.request.headers.get_all(self.header)
+        matched = self.test(exchange)
+        if not values:
+            return Verdict(False, f"no header {self.header}")
+        if self.regexp is None:
+            return Verdict(True, f"header {self.header} is present")
+        if matched:
+            return Verdict(True, f"header {self.header} matches {self.regexp.text}")
+        shown = ", ".join(repr(v) for v in values)
+        return Verdict(False, f"header {self.header} = {shown} does not match {self.regexp.text}")
 
 
 def build(args: Args, ctx: BuildContext) -> Predicate:

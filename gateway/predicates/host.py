@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gateway.config.args import Args, ShortcutType
 from gateway.exchange import Exchange
-from gateway.extension import BuildContext, Predicate, PredicateFactory
+from gateway.extension import BuildContext, Predicate, PredicateFactory, Verdict
 from gateway.patterns.host_pattern import HostPattern
 
 
@@ -27,6 +27,15 @@ class HostPredicate(Predicate):
 
     def describe(self) -> str:
         return f"Hosts: [{', '.join(p.text for p in self.patterns)}]"
+
+    def explain(self, exchange: Exchange) -> Verdict:
+        host = exchange.request.headers.get("host") or exchange.original_host
+        texts = ", ".join(p.text for p in self.patterns)
+        if not host:
+            return Verdict(False, "the request has no Host")
+        if self.test(exchange):
+            return Verdict(True, f"host {host} matches {texts}")
+        return Verdict(False, f"host {host} does not match {texts}")
 
 
 def build(args: Args, ctx: BuildContext) -> Predicate:

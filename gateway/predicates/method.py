@@ -6,7 +6,7 @@ import re
 
 from gateway.config.args import Args, ShortcutType
 from gateway.exchange import Exchange
-from gateway.extension import BuildContext, Predicate, PredicateFactory
+from gateway.extension import BuildContext, Predicate, PredicateFactory, Verdict
 
 # RFC 9110 method = token.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -24,6 +24,13 @@ class MethodPredicate(Predicate):
 
     def describe(self) -> str:
         return f"Methods: [{', '.join(self.methods)}]"
+
+    def explain(self, exchange: Exchange) -> Verdict:
+        method = exchange.request.method
+        listed = ", ".join(self.methods)
+        if self.test(exchange):
+            return Verdict(True, f"method {method} is one of {listed}")
+        return Verdict(False, f"method {method} is not one of {listed}")
 
 
 def build(args: Args, ctx: BuildContext) -> Predicate:

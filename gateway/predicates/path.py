@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gateway.config.args import Args, ShortcutType
 from gateway.exchange import Exchange
-from gateway.extension import BuildContext, Predicate, PredicateFactory
+from gateway.extension import BuildContext, Predicate, PredicateFactory, Verdict
 from gateway.patterns.path_pattern import PathPattern
 
 
@@ -38,6 +38,14 @@ class PathPredicate(Predicate):
         texts = ", ".join(p.text for p in self.patterns)
         flag = "true" if self.match_trailing_slash else "false"
         return f"Paths: [{texts}], match trailing slash: {flag}"
+
+    def explain(self, exchange: Exchange) -> Verdict:
+        path = exchange.request.path
+        if self.test(exchange):
+            pattern = next(p for p in self.patterns if p.match(path) is not None)
+            return Verdict(True, f"path {path} matches {pattern.text}")
+        texts = ", ".join(p.text for p in self.patterns)
+        return Verdict(False, f"path {path} does not match {texts}")
 
 
 def build(args: Args, ctx: BuildContext) -> Predicate:

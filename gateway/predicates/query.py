@@ -7,7 +7,7 @@ from urllib.parse import unquote_plus
 
 from gateway.config.args import Args
 from gateway.exchange import Exchange
-from gateway.extension import BuildContext, Predicate, PredicateFactory
+from gateway.extension import BuildContext, Predicate, PredicateFactory, Verdict
 from gateway.predicates.header import Regexp, compile_regexp
 
 
@@ -47,6 +47,22 @@ class QueryPredicate(Predicate):
     def describe(self) -> str:
         regexp = self.regexp.text if self.regexp is not None else "null"
         return f"Query: param={self.param} regexp={regexp}"
+
+    def explain(self, exchange: Exchange) -> Verdict:
+        query = exchange.request.query
+        values = query_values(query, self.param) if query else []
+        matched = self.test(exchange)
+        if self.regexp is None:
+            present = "present" if matched else "absent"
+            return Verdict(matched, f"query parameter {self.param} is {present}")
+        if matched:
+            return Verdict(True, f"query parameter {self.param} matches {self.regexp.text}")
+        if not values:
+            return Verdict(False, f"no query parameter {self.param}")
+        shown = ", ".join(repr(v) if v is not None else "(no value)" for v in values)
+        return Verdict(
+            False, f"query parameter {self.param} = {shown} does not match {self.regexp.text}"
+        )
 
 
 def build(args: Args, ctx: BuildContext) -> Predicate:

@@ -13,7 +13,7 @@ import ipaddress
 
 from gateway.config.args import Args, ShortcutType
 from gateway.exchange import Exchange
-from gateway.extension import BuildContext, Predicate, PredicateFactory
+from gateway.extension import BuildContext, Predicate, PredicateFactory, Verdict
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -47,6 +47,15 @@ class RemoteAddrPredicate(Predicate):
 
     def describe(self) -> str:
         return f"RemoteAddrs: [{', '.join(self.sources)}]"
+
+    def explain(self, exchange: Exchange) -> Verdict:
+        address = exchange.client_address
+        listed = ", ".join(self.sources)
+        if client_address(address) is None:
+            return Verdict(False, f"client address {address!r} is not an IP address")
+        if self.test(exchange):
+            return Verdict(True, f"client address {address} is in {listed}")
+        return Verdict(False, f"client address {address} is not in {listed}")
 
 
 def build(args: Args, ctx: BuildContext) -> Predicate:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from gateway.config.args import Args
 from gateway.errors import ConfigError
 from gateway.exchange import Exchange
-from gateway.extension import BuildContext, Predicate, PredicateFactory, WeightGroups
+from gateway.extension import BuildContext, Predicate, PredicateFactory, Verdict, WeightGroups
 
 
 class WeightPredicate(Predicate):
@@ -23,6 +23,14 @@ class WeightPredicate(Predicate):
 
     def describe(self) -> str:
         return f"Weight: {self.group} {self.weight}"
+
+    def explain(self, exchange: Exchange) -> Verdict:
+        chosen = self.weights.chosen(self.group, exchange)
+        weight, total = self.weights.share(self.group, self.route_id)
+        share = f"weight {weight} of {total} in group {self.group}"
+        if chosen == self.route_id:
+            return Verdict(True, f"this route was drawn ({share})")
+        return Verdict(False, f"route {chosen} was drawn ({share})")
 
 
 def build(args: Args, ctx: BuildContext) -> Predicate:

@@ -25,7 +25,7 @@ import ipaddress
 
 from gateway.config.args import Args, ShortcutType
 from gateway.exchange import Exchange
-from gateway.extension import BuildContext, Predicate, PredicateFactory
+from gateway.extension import BuildContext, Predicate, PredicateFactory, Verdict
 from gateway.predicates import remote_addr
 from gateway.predicates.remote_addr import Address, Network, client_address
 
@@ -103,6 +103,15 @@ class XForwardedRemoteAddrPredicate(Predicate):
         # SCG shows a Java lambda's identity here (``XForwardedRemoteAddrRoutePredicateFactory
         # $$Lambda/0x...``), which says nothing; this says what the predicate tests.
         return f"XForwardedRemoteAddrs: [{', '.join(self.sources)}]"
+
+    def explain(self, exchange: Exchange) -> Verdict:
+        address = forwarded_client(exchange)
+        listed = ", ".join(self.sources)
+        if address is None:
+            return Verdict(False, "no client address in X-Forwarded-For (nor a peer address)")
+        if self.test(exchange):
+            return Verdict(True, f"forwarded client {address} is in {listed}")
+        return Verdict(False, f"forwarded client {address} is not in {listed}")
 
 
 def build(args: Args, ctx: BuildContext) -> Predicate:

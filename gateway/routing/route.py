@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.config.schema import RouteDefinition
 from gateway.errors import ConfigError
-from gateway.exchange import Handler
+from gateway.exchange import Destination, Exchange, Handler
 from gateway.extension import GatewayFilter, Predicate
 from gateway.routing.metadata import RoutePolicy
 
@@ -98,6 +98,19 @@ class RouteUri:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class SendPreview:
+    """How a built route sends, for the explain API. ``choose(key, lane)`` answers with the
+    destination the route would send a request to now (the balancer's next pick for an
+    ``lb://`` route) and moves no state; ``hash_key`` reads a consistent-hash route's key from
+    a request; ``balancer`` names the policy (None: a fixed address)."""
+
+    choose: Callable[[Hashable | None, str | None], Destination]
+    hash_key: Callable[[Exchange], str | None] | None = None
+    balancer: str | None = None
+    strict_lanes: bool = False
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Route:
     id: str
@@ -113,6 +126,8 @@ class Route:
     pattern: str | None = None
     # The compiled chain (``stack.RouteStack.build``), set once the table is assembled.
     handler: Handler = field(repr=False, default=None)  # type: ignore[assignment]
+    # How the chain's endpoint picks where to send (None: forward:, no://op, or not built).
+    send: SendPreview | None = field(repr=False, default=None)
     # SCG's global filters a setting turns on for every route (the global response cache):
     # in the chain, but not among the route's own ``filters`` (what the actuator lists).
     global_filters: tuple[GatewayFilter, ...] = ()

@@ -70,12 +70,14 @@ def make_balancer(
     min_local: int = 2,
 ) -> LoadBalancer:
     balancer: LoadBalancer
+    # Random and least-request draw from a generator of their own, seeded from ``rng``: a
+    # copy of the balancer (``InstancePicker.preview``) then draws what the next call will.
     if spec.policy == "round_robin":
         balancer = RoundRobin(rng)
     elif spec.policy == "random":
-        balancer = RandomChoice(rng)
+        balancer = RandomChoice(random.Random(rng.getrandbits(64)))
     elif spec.policy == "least_request":
-        balancer = LeastRequest(active, rng, spec.choices)
+        balancer = LeastRequest(active, random.Random(rng.getrandbits(64)), spec.choices)
     elif spec.policy == "weighted":
         balancer = WeightedRoundRobin()
     elif spec.policy == "consistent_hash":
