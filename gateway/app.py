@@ -45,8 +45,10 @@ from gateway.management.actuator import build_management_app
 from gateway.management.view import KvRead
 from gateway.membership import self_registration
 from gateway.mirror.sender import MirrorLimits, Mirrors
+from gateway.observability import live
 from gateway.observability.access_log import AccessLog
-from gateway.observability.metrics import Metrics
+from gateway.observability.live import LiveCounters, LiveStats, in_flight
+from gateway.observability.metrics import Metrics, multiprocess_dir
 from gateway.observability.observer import RequestObserver
 from gateway.observability.tracing import Tracing, TracingSettings
 from gateway.plugins import Factories
@@ -188,7 +190,11 @@ class Gateway:
             log_level=settings.log_level,
             log_format=settings.log_format,
         )
-        self.metrics = Metrics(state=self._state_metrics)
+        # The dashboard's numbers: this worker's counters, fed at each metrics flush, and
+        # (on the management worker) the rings over every worker's.
+        self.live_counters = LiveCounters()
+        self.live = LiveStats()
+        self.metrics = Metrics(state=self._state_metrics, live=self.live_counters)
         # Small batches: the writer thread formats a batch holding the GIL, and a long hold
         # shows up in the request tail (1,024 lines held it ~1.7 ms).
         self.access_log = AccessLog(enabled=settings.access_log, batch_size=128)
@@ -375,7 +381,23 @@ class Gateway:
         for name, runtime in self.runtimes.known().items():
             members = self.registry.known_instances(name)  # a fixed http:// target: none
             runtime.outlier.retain({i.instance_id for i in members})
+        self._sample_live()
         self._metrics_timer = loop.call_later(METRICS_FLUSH, self._flush_metrics, loop)
+
+    def _sample_live(self) -> None:
+        """The live numbers: with several workers each publishes its counters beside
+        prometheus-client's files and the management worker reads them all."""
+        snapshot = self.live_counters.snapshot(in_flight(self.state.exchanges()))
+        pid = os.getpid()
+        directory = multiprocess_dir() if self.settings.workers > 1 else None
+        if directory is not None:
+            try:
+                live.publish(directory, pid, snapshot)
+            except OSError as exc:
+                log.warning("cannot publish live numbers to %s: %s", directory, exc)
+        if self._management is not None:
+            peers = live.read_peers(directory, pid) if directory is not None else ()
+            self.live.sample([(str(pid), snapshot), *peers])
 
     def _state_metrics(self) -> Iterable[GaugeMetricFamily]:
         return state_gauges(self.runtimes, self.registry)
@@ -404,7 +426,7 @@ class Gateway:
             self.routes.set_catalog(self._route_catalog(catalog))
         except ConfigError as exc:
             message = format_config_error(exc)
-            self.routes.last_error = message
+            self.routes.record_error(message)
             log.error("routes from the Consul catalog rejected, keeping the previous:\n%s", message)
 
     def _kv_changed(self, data: bytes | None) -> None:
@@ -413,11 +435,11 @@ class Gateway:
             self.routes.load_kv(data, f"consul:{key}")
         except ConfigError as exc:
             message = format_config_error(exc)
-            self.routes.last_error = message
+            self.routes.record_error(message)
             log.error("route document in Consul KV rejected, keeping the previous:\n%s", message)
             return
         self.kv_applied = True
-        self.routes.last_error = None
+        self.routes.record_error(None)
         log.info("routes from Consul KV %r applied", key)
 
     # -- what the management port reads (``management.view.ManagementView``) -----------------
@@ -508,7 +530,7 @@ class Gateway:
                 self.routes.load_kv(kv.data, source)
         except ConfigError as exc:
             message = format_config_error(exc)
-            self.routes.last_error = message
+            self.routes.record_error(message)
             log.error("route reload rejected, keeping the previous routes:\n%s", message)
             return message
         if notify and self._on_refresh is not None:

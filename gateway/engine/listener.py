@@ -5,7 +5,7 @@ connections (so shutdown can drain them) and the one periodic sweep that checks 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -62,6 +62,11 @@ class ClientConnection(Protocol):
         """Close at once, dropping whatever is unsent."""
         ...
 
+    @property
+    def active_exchange(self) -> Exchange | None:
+        """The request being answered now, if any (the live numbers' in-flight counts)."""
+        ...
+
 
 class ServerState:
     """Shared by every connection of one listener: the handler, limits, live connections (for
@@ -116,6 +121,14 @@ class ServerState:
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
+
+    def exchanges(self) -> Iterator[Exchange]:
+        """The requests being answered now, one per busy connection (pipelined requests
+        behind one wait: they are not in flight yet)."""
+        for conn in list(self.connections):
+            exchange = conn.active_exchange
+            if exchange is not None:
+                yield exchange
 
     def forget(self, conn: ClientConnection) -> None:
         self.connections.discard(conn)

@@ -24,7 +24,7 @@ from gateway.engine.request_head import RequestHead
 from gateway.engine.response_writer import ResponseWriter, local_response, response_head
 from gateway.engine.upgrade import Tunnel
 from gateway.errors import BadRequest, GatewayError, HeadersTooLarge, UpstreamProtocolError
-from gateway.exchange import BodySource, ClientCertificate, Response, Upgrade
+from gateway.exchange import BodySource, ClientCertificate, Exchange, Response, Upgrade
 
 log = logging.getLogger("meshgate.engine")
 
@@ -77,6 +77,11 @@ class HttpServerProtocol(asyncio.Protocol):
         self._closing = False
         self._close_when_idle = False
         self._client_cert: ClientCertificate | None = None
+
+    @property
+    def active_exchange(self) -> Exchange | None:
+        active = self._active
+        return active.exchange if active is not None else None
 
     # -- connection lifecycle ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -22,7 +22,7 @@ from gateway.engine.response_writer import ResponseWriter
 from gateway.engine.upgrade import Tunnel
 from gateway.errors import ConfigError
 from gateway.forwarder import Forwarder
-from gateway.management import explain_api, shapes
+from gateway.management import dashboard, explain_api, live_api, shapes
 from gateway.management.responses import error_response, json_response
 from gateway.management.view import ManagementView
 from gateway.observability.observer import RequestObserver
@@ -105,13 +105,7 @@ async def services(request: web.Request) -> web.Response:
     gw = _gateway(request)
     out = gw.registry.describe()
     runtimes = gw.runtimes.known()
-    breakers = gw.runtimes.breakers.snapshot()
-    by_service: dict[str, dict[str, Any]] = {}
-    for route in gw.table:
-        for gateway_filter in route.filters:
-            breaker = getattr(gateway_filter, "breaker_name", None)
-            if breaker is not None and route.uri.service is not None and breaker in breakers:
-                by_service.setdefault(route.uri.service, {})[breaker] = breakers[breaker]
+    by_service = live_api.breakers_by_service(gw)
     for view in out:
         service = view["service"]
         if service in runtimes:
@@ -347,4 +341,6 @@ def build_management_app(gateway: ManagementView) -> web.Application:
     app.router.add_get("/actuator/gateway/mirrors", mirrors)
     app.router.add_get("/actuator/prometheus", prometheus)
     explain_api.add_routes(app, GATEWAY_KEY)
+    live_api.add_routes(app, GATEWAY_KEY)
+    dashboard.add_routes(app)
     return app

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from discovery.registry import ServiceRegistry
 from gateway.explain import Explainer
 from gateway.mirror.sender import Mirrors
+from gateway.observability.live import LiveStats
 from gateway.observability.metrics import Metrics
 from gateway.routing.manager import RouteManager
 from gateway.routing.table import RouteTable
@@ -56,6 +57,11 @@ class ManagementView(Protocol):
 
     @property
     def metrics(self) -> Metrics: ...
+
+    @property
+    def live(self) -> LiveStats:
+        """The live numbers' rings (every worker's counts)."""
+        ...
 
     @property
     def explainer(self) -> Explainer:

@@ -35,10 +35,14 @@ from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+from gateway.observability.buckets import BUCKETS
+from gateway.observability.live import LiveCounters
+
 _STATUS_CLASS = ("1xx", "1xx", "2xx", "3xx", "4xx", "5xx")
 
 StateSource = Callable[[], Iterable[GaugeMetricFamily]]
+# route id, method, status, lane, service, instance id
+_RequestKey = tuple[str, str, int, str, str | None, str | None]
 
 SCG_REQUESTS = "spring_cloud_gateway_requests_seconds"
 SCG_ROUTES = "spring_cloud_gateway_routes_count"
@@ -173,11 +177,14 @@ class Metrics:
         *,
         metrics_enabled: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        live: LiveCounters | None = None,
     ) -> None:
         """``metrics_enabled``: SCG's series (``spring.cloud.gateway.metrics.enabled``); ours
         are not affected. Read at every flush, so it may be changed on a reload. ``clock``:
-        monotonic seconds, for the timer's max window."""
+        monotonic seconds, for the timer's max window. ``live``: also fed at every flush,
+        per route and per instance (the dashboard's numbers)."""
         self.metrics_enabled = metrics_enabled
+        self._live = live
         self._clock = clock
         self._multiprocess = multiprocess_dir() is not None
         # Metric objects register in this registry (per process); in multiprocess mode their
@@ -226,10 +233,11 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
-        # Local aggregates, (route id, method, status, lane) -> [count, sum, max, bucket
-        # counts...]: one row serves our series (by status class) and SCG's (by status, its
-        # lanes added together) at flush.
-        self._req: dict[tuple[str, str, int, str], list[float]] = {}
+        # Local aggregates, (route id, method, status, lane, service, instance) -> [count,
+        # sum, max, bucket counts...]: one row serves our series (by status class), SCG's (by
+        # status, its lanes added together) and the live numbers (per route and instance) at
+        # flush.
+        self._req: dict[_RequestKey, list[float]] = {}
         self._att: dict[tuple[str | None, str | None, str, int, int], int] = {}
         self._ret: dict[str, int] = {}
         self._exh: dict[str, int] = {}
@@ -275,11 +283,19 @@ class Metrics:
 
     # -- request path ------------------------------------------------------------------------
     def request(
-        self, route: str, method: str, status: int, duration: float, lane: str = ""
+        self,
+        route: str,
+        method: str,
+        status: int,
+        duration: float,
+        lane: str = "",
+        service: str | None = None,
+        instance: str | None = None,
     ) -> None:
         """``route``: the matched route's id, "" when none matched; ``lane``: the lane of the
-        instance the request went to, "" when it went to no discovered instance."""
-        key = (route, method, status, lane)
+        instance the request went to, "" when it went to no discovered instance; ``service``
+        and ``instance``: that instance (None for a fixed address or none)."""
+        key = (route, method, status, lane, service, instance)
         row = self._req.get(key)
         if row is None:
             row = self._req[key] = [0.0] * (3 + len(BUCKETS) + 1)
@@ -314,10 +330,13 @@ class Metrics:
         self.mirrors.flush()
         self.rate_limits.flush()
         requests, self._req = self._req, {}
-        for (route, method, status, lane), row in requests.items():
+        live = self._live
+        for (route, method, status, lane, service, instance), row in requests.items():
             key = (route, method, status_class(status), lane)
             self._requests.labels(*key).inc(row[0])
             _add_observations(self._duration.labels(*key), row[1], row[3:])
+            if live is not None:
+                live.requests(route, service, instance, status, row[0], row[3:])
         if self.metrics_enabled:
             self._flush_scg(requests)
         attempts, self._att = self._att, {}
@@ -325,6 +344,8 @@ class Metrics:
             address = f"{host}:{port}"
             outcome = f"{code}xx" if code else "error"
             self._attempts.labels(service or address, instance or address, outcome).inc(count)
+            if live is not None and service is not None and instance is not None:
+                live.attempts(service, instance, code, count)
         retries, self._ret = self._ret, {}
         for service, count in retries.items():
             self._retries.labels(service).inc(count)
@@ -336,10 +357,10 @@ class Metrics:
             self._lane_fallbacks.labels(service, lane).inc(count)
         self._in_flight_gauge.set(self.in_flight)
 
-    def _flush_scg(self, requests: Mapping[tuple[str, str, int, str], list[float]]) -> None:
+    def _flush_scg(self, requests: Mapping[_RequestKey, list[float]]) -> None:
         now = self._clock()
         uris = self._route_uris
-        for (route, method, status, _lane), row in requests.items():
+        for (route, method, status, *_), row in requests.items():
             if not route:
                 continue  # no route matched: SCG's metrics filter, a global filter, never ran
             outcome, name = scg_status(status)

@@ -8,12 +8,15 @@ calls ``prepare`` before loading the server). Nothing here imports prometheus-cl
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Each worker's live numbers (``live.publish``) beside prometheus-client's files.
+LIVE_PREFIX = "live-"
 
 
 def prepare() -> str:
@@ -39,8 +42,12 @@ def cleanup() -> None:
 
 
 def worker_exited(pid: int) -> None:
-    """A worker is gone: its live gauges (in-flight requests) stop counting."""
-    if os.environ.get(ENV):
+    """A worker is gone: its live gauges (in-flight requests) stop counting, and its live
+    numbers' file goes (what it counted stays in the management worker's rings)."""
+    directory = os.environ.get(ENV)
+    if directory:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+        with contextlib.suppress(OSError):
+            (Path(directory) / f"{LIVE_PREFIX}{pid}.json").unlink()

@@ -47,7 +47,15 @@ class RequestObserver:
         lane = target.lane if target is not None else None
         if self.metrics is not None:
             self.metrics.in_flight -= 1
-            self.metrics.request(route_id or "", request.method, status, duration, lane or "")
+            self.metrics.request(
+                route_id or "",
+                request.method,
+                status,
+                duration,
+                lane or "",
+                target.service if target is not None else None,
+                target.instance_id if target is not None else None,
+            )
             if exchange.lane_fallback and target is not None:
                 self.metrics.lane_fallback(target.service or "", exchange.lane or "")
         context = exchange.trace

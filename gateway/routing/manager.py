@@ -13,6 +13,7 @@ fails leaves the running table untouched, so bad config never half-applies.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -94,6 +95,7 @@ class RouteManager:
         on_change: Callable[[RouteSnapshot], None] | None = None,
         instance_of: Callable[[str], ServiceInstance | None] = lambda service: None,
         synthesized: Sequence[RouteDefinition] = (),
+        clock: Callable[[], float] = time.time,
     ) -> None:
         """``build_table`` gives built routes their chains (the stack builder); ``context``
         makes the BuildContext of each build (fresh weight groups, the typed dependencies
@@ -119,6 +121,10 @@ class RouteManager:
         self.tag_warnings: tuple[str, ...] = ()
         self.snapshot = RouteSnapshot(self._file, RouteTable(()))
         self.last_error: str | None = None
+        self._clock = clock
+        # Wall-clock times of the last table swapped in and of the last refused change.
+        self.built_at: float | None = None
+        self.failed_at: float | None = None
 
     @property
     def predicates(self) -> Mapping[str, PredicateFactory]:
@@ -229,6 +235,12 @@ class RouteManager:
         self._file, self._kv = file, kv
         self.last_error = None
 
+    def record_error(self, message: str | None) -> None:
+        """The last refused change (None: the last change was taken), and when."""
+        self.last_error = message
+        if message is not None:
+            self.failed_at = self._clock()
+
     def set_services(self, services: list[str]) -> None:
         """The known services, without tags (the static registry)."""
         self.set_catalog({name: self._catalog.get(name, ()) for name in services})
@@ -304,6 +316,7 @@ class RouteManager:
             self._file, self._kv, self._api, self._catalog = saved
         table = self._build_table(routes)
         self.snapshot = RouteSnapshot(file, table)
+        self.built_at = self._clock()
         log.info("route table loaded: %d routes", len(table))
         if self._on_change is not None:
             self._on_change(self.snapshot)

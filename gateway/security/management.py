@@ -18,7 +18,17 @@ from gateway.errors import ConfigError
 
 log = logging.getLogger("meshgate.security")
 
-OPEN_PATHS = frozenset({"/actuator/health/liveness", "/actuator/health/readiness"})
+OPEN_PATHS = frozenset(
+    {
+        "/actuator/health/liveness",
+        "/actuator/health/readiness",
+        # The dashboard's files (no data in them): the page asks for the token itself.
+        "/dashboard",
+        "/dashboard/",
+        "/dashboard/{name}",
+        "/dashboard/vendor/{name}",
+    }
+)
 
 
 class BearerToken:
