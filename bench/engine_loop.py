@@ -3,7 +3,12 @@ tuned GC, access log off, as the benchmark runs it) in this process; the upstrea
 keep-alive client in a child process, so ``time.process_time`` here is the gateway's alone.
 
     python -m bench.engine_loop compare       # pure tree vs build/mypyc, interleaved rounds
+    python -m bench.engine_loop compare --against ../baseline --management
+                                              # another checkout (an earlier commit) vs this
     python -m bench.engine_loop measure --tree build/mypyc --kind typical
+
+``--management``: the worker serves the management port too, as worker 0 does in production
+(it keeps the dashboard's live numbers: their per-second sampling is then measured too).
 
 ``compare`` runs each measurement in a fresh interpreter with ``--tree`` first on
 ``sys.path``: the repository (pure Python) or ``build/mypyc`` (``make mypyc``).
@@ -103,7 +108,9 @@ async def _client_main(kind: str, requests: int, warmup: int, connections: int) 
 
 
 # -- the parent: one gateway worker ------------------------------------------------------------
-async def _measure(kind: str, requests: int, warmup: int, connections: int) -> dict[str, Any]:
+async def _measure(
+    kind: str, requests: int, warmup: int, connections: int, management: bool = False
+) -> dict[str, Any]:
     from bench.stack import minimal_routes, typical_routes
     from gateway.app import Gateway
     from gateway.engine import server as engine_server
@@ -147,7 +154,7 @@ async def _measure(kind: str, requests: int, warmup: int, connections: int) -> d
         )
         gateway = Gateway(settings, found)
         gateway.load()
-        await gateway.start(management=False)
+        await gateway.start(management=management)
         tune_gc()
         child.stdin.write(f"{gateway.port}\n".encode())
         await child.stdin.drain()
@@ -170,18 +177,32 @@ async def _measure(kind: str, requests: int, warmup: int, connections: int) -> d
     }
 
 
-def measure(tree: Path, kind: str, requests: int, warmup: int, connections: int) -> None:
+def measure(
+    tree: Path, kind: str, requests: int, warmup: int, connections: int, management: bool
+) -> None:
     sys.path.insert(0, str(tree))
     import uvloop
 
-    result = uvloop.run(_measure(kind, requests, warmup, connections))
+    result = uvloop.run(_measure(kind, requests, warmup, connections, management))
     print(json.dumps(result))
 
 
-def compare(kinds: list[str], rounds: int, requests: int, warmup: int, connections: int) -> None:
-    if not (COMPILED / "gateway" / "engine").exists():
-        sys.exit(f"no {COMPILED}: build it with `make mypyc`")
+def compare(
+    kinds: list[str],
+    rounds: int,
+    requests: int,
+    warmup: int,
+    connections: int,
+    against: Path | None = None,
+    management: bool = False,
+) -> None:
+    """``against``: that checkout (pure Python) vs this one, instead of pure vs mypyc."""
     trees = {"pure": ROOT, "mypyc": COMPILED}
+    if against is not None:
+        trees = {"pure": against.resolve(), "mypyc": ROOT}
+    elif not (COMPILED / "gateway" / "engine").exists():
+        sys.exit(f"no {COMPILED}: build it with `make mypyc`")
+    labels = {"pure": "baseline", "mypyc": "this"} if against is not None else {}
     samples: dict[tuple[str, str], list[float]] = {}
     for round_ in range(rounds):
         for kind in kinds:
@@ -193,6 +214,7 @@ def compare(kinds: list[str], rounds: int, requests: int, warmup: int, connectio
                         *(sys.executable, "-m", "bench.engine_loop", "measure"),
                         *("--tree", str(trees[name]), "--kind", kind, "-n", str(requests)),
                         *("--warmup", str(warmup), "-c", str(connections)),
+                        *(("--management",) if management else ()),
                     ],
                     cwd=ROOT,
                     check=True,
@@ -200,17 +222,18 @@ def compare(kinds: list[str], rounds: int, requests: int, warmup: int, connectio
                     text=True,
                 ).stdout
                 result = json.loads(out.strip().splitlines()[-1])
-                if result["compiled"] != (name == "mypyc"):
+                if against is None and result["compiled"] != (name == "mypyc"):
                     sys.exit(f"{name}: imported the wrong tree ({result})")
                 samples.setdefault((kind, name), []).append(result["cpu_us_per_request"])
                 print(
-                    f"round {round_ + 1} {kind:8} {name:6} "
+                    f"round {round_ + 1} {kind:8} {labels.get(name, name):8} "
                     f"{result['cpu_us_per_request']:6.1f} µs/req  "
                     f"{result['requests_per_s']:7.0f} req/s",
                     flush=True,
                 )
     print()
-    print("| set-up | pure µs/req | mypyc µs/req | mypyc ÷ pure |")
+    first, second = (labels["pure"], labels["mypyc"]) if labels else ("pure", "mypyc")
+    print(f"| set-up | {first} µs/req | {second} µs/req | {second} ÷ {first} |")
     print("|---|---|---|---|")
     for kind in kinds:
         pure = statistics.median(samples[(kind, "pure")])
@@ -228,15 +251,25 @@ def main() -> int:
     parser.add_argument("-n", "--requests", type=int, default=20_000)
     parser.add_argument("--warmup", type=int, default=2_000)
     parser.add_argument("-c", "--connections", type=int, default=16)
+    parser.add_argument("--against", type=Path, default=None, help="a baseline checkout")
+    parser.add_argument("--management", action="store_true", help="serve the management port")
     args = parser.parse_args()
     if args.command == "client":
         import uvloop
 
         uvloop.run(_client_main(args.kind, args.requests, args.warmup, args.connections))
     elif args.command == "measure":
-        measure(args.tree, args.kind, args.requests, args.warmup, args.connections)
+        measure(args.tree, args.kind, args.requests, args.warmup, args.connections, args.management)
     else:
-        compare(args.kinds, args.rounds, args.requests, args.warmup, args.connections)
+        compare(
+            args.kinds,
+            args.rounds,
+            args.requests,
+            args.warmup,
+            args.connections,
+            args.against,
+            args.management,
+        )
     return 0
 
 

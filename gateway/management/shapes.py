@@ -293,6 +293,10 @@ ENDPOINTS: Sequence[tuple[str, tuple[str, ...]]] = (
     ("/refresh", ("POST",)),
     ("/services", ("GET",)),
     ("/mirrors", ("GET",)),
+    ("/explain", ("GET", "POST")),
+    ("/stats", ("GET",)),
+    ("/stats/stream", ("GET",)),
+    ("/config", ("GET",)),
 )
 
 

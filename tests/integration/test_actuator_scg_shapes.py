@@ -386,6 +386,10 @@ async def test_index_lists_each_endpoint_per_route_as_scg_does(
         ("/refresh", ["POST"]),
         ("/services", ["GET"]),  # ours
         ("/mirrors", ["GET"]),  # ours
+        ("/explain", ["GET", "POST"]),  # ours
+        ("/stats", ["GET"]),  # ours
+        ("/stats/stream", ["GET"]),  # ours
+        ("/config", ["GET"]),  # ours
     ]
     # As in SCG, every path is expanded per route: without routes, nothing is listed.
     empty = await make_gateway("routes: []")
@@ -840,12 +844,12 @@ async def test_same_shapes_and_metric_labels_as_a_real_scg(
             theirs, mine = await both(f"/routes/{route_id}/combinedfilters")
             assert mine == theirs
         theirs, mine = await both("")
-        # Ours serves no POST /routes, and has /services and /mirrors: otherwise SCG's list,
-        # in its order.
+        # Ours serves no POST /routes, and has /services, /mirrors, /explain, /stats and
+        # /config: otherwise SCG's list, in its order.
         for entry in theirs:
             if entry["href"].endswith("/gateway/routes"):
                 entry["methods"] = ["GET"]
-        ours_only = ("/services", "/mirrors")
+        ours_only = ("/services", "/mirrors", "/explain", "/stats", "/stats/stream", "/config")
         assert [e for e in mine if not e["href"].endswith(ours_only)] == theirs
         theirs, mine = await both("/routefilters")
         scg_classes, our_classes = config_classes(theirs), config_classes(mine)
