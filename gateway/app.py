@@ -192,7 +192,7 @@ class Gateway:
         )
         # The dashboard's numbers: this worker's counters, fed at each metrics flush, and
         # (on the management worker) the rings over every worker's.
-        self.live_counters = LiveCounters()
+        self.live_counters = LiveCounters() if settings.dashboard else None
         self.live = LiveStats()
         self.metrics = Metrics(state=self._state_metrics, live=self.live_counters)
         # Small batches: the writer thread formats a batch holding the GIL, and a long hold
@@ -387,6 +387,8 @@ class Gateway:
     def _sample_live(self) -> None:
         """The live numbers: with several workers each publishes its counters beside
         prometheus-client's files and the management worker reads them all."""
+        if self.live_counters is None:
+            return  # GATEWAY_DASHBOARD=false: no live numbers kept
         snapshot = self.live_counters.snapshot(in_flight(self.state.exchanges()))
         pid = os.getpid()
         directory = multiprocess_dir() if self.settings.workers > 1 else None

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     access_log: bool = True
     metrics: bool = True
+    # The dashboard and its live numbers (/dashboard, /actuator/gateway/stats): false keeps
+    # no live numbers and serves neither (explain and the config view stay).
+    dashboard: bool = True
     # -- traffic policy --
     # Honour a ``lane`` entry in inbound W3C baggage (east-west); off at the edge, where it is
     # removed so a client cannot choose a lane.

@@ -134,7 +134,11 @@ async def mirrors(request: web.Request) -> web.Response:
 
 
 async def index(request: web.Request) -> web.Response:
-    return _json(shapes.index(BASE, (route.id for route in _gateway(request).table)))
+    gw = _gateway(request)
+    listed = shapes.index(BASE, (route.id for route in gw.table))
+    if not gw.settings.dashboard:  # GATEWAY_DASHBOARD=false: no live numbers served
+        listed = [e for e in listed if not e["href"].endswith(("/stats", "/stats/stream"))]
+    return _json(listed)
 
 
 def _posted(gw: ManagementView, route_id: str) -> bool:
@@ -341,6 +345,7 @@ def build_management_app(gateway: ManagementView) -> web.Application:
     app.router.add_get("/actuator/gateway/mirrors", mirrors)
     app.router.add_get("/actuator/prometheus", prometheus)
     explain_api.add_routes(app, GATEWAY_KEY)
-    live_api.add_routes(app, GATEWAY_KEY)
-    dashboard.add_routes(app)
+    live_api.add_routes(app, GATEWAY_KEY, stats=gateway.settings.dashboard)
+    if gateway.settings.dashboard:
+        dashboard.add_routes(app)
     return app

@@ -156,10 +156,11 @@ def config_view(gw: ManagementView) -> dict[str, Any]:
     }
 
 
-def add_routes(app: web.Application, key: web.AppKey[ManagementView]) -> None:
+def add_routes(app: web.Application, key: web.AppKey[ManagementView], *, stats: bool) -> None:
+    """``stats``: serve the live numbers (``GATEWAY_DASHBOARD``); the config view always."""
     app[STREAMS_KEY] = Streams()
 
-    async def stats(request: web.Request) -> web.Response:
+    async def stats_handler(request: web.Request) -> web.Response:
         return json_response(stats_view(request.app[key]))
 
     async def config(request: web.Request) -> web.Response:
@@ -191,6 +192,7 @@ def add_routes(app: web.Application, key: web.AppKey[ManagementView]) -> None:
             streams.open -= 1
         return response
 
-    app.router.add_get("/actuator/gateway/stats", stats)
-    app.router.add_get("/actuator/gateway/stats/stream", stream)
+    if stats:
+        app.router.add_get("/actuator/gateway/stats", stats_handler)
+        app.router.add_get("/actuator/gateway/stats/stream", stream)
     app.router.add_get("/actuator/gateway/config", config)

@@ -191,6 +191,25 @@ async def test_the_token_guards_the_data_and_not_the_dashboards_files(
                 assert response.status == 200, path
 
 
+async def test_without_the_dashboard_no_live_numbers_are_served(
+    make_gateway: MakeGateway, pair: tuple[Upstream, Upstream]
+) -> None:
+    gateway = await make_gateway(routes(*pair), dashboard=False)
+    base = gateway.management_url
+    async with aiohttp.ClientSession() as session:
+        for path in ("/dashboard", "/actuator/gateway/stats", "/actuator/gateway/stats/stream"):
+            async with session.get(base + path) as response:
+                assert response.status == 404, path
+        for path in ("/actuator/gateway/config", "/actuator/gateway/explain?url=/shop/1"):
+            async with session.get(base + path) as response:
+                assert response.status == 200, path
+        async with session.get(base + "/actuator/gateway") as response:
+            hrefs = [entry["href"] for entry in await response.json()]
+    assert "/actuator/gateway/explain" in hrefs
+    assert not [h for h in hrefs if "/stats" in h]
+    assert gateway.gateway.live_counters is None
+
+
 async def test_two_workers_numbers_are_the_whole_gateways(
     pair: tuple[Upstream, Upstream], tmp_path: Path
 ) -> None:
