@@ -14,6 +14,9 @@ JWT_TARGET = 0.10  # JwtAuth: at most this share of typical's CPU per request
 # East-west: the sidecar hop against direct and against nginx making the same hop.
 SIDECAR, SIDECAR_PEER, SIDECAR_WORKLOAD = "meshgate-sidecar-outbound", "nginx", "small c=50"
 SIDECAR_UNLOADED = "small c=1"  # one request at a time: the hop's own latency, no queue
+# The dashboard's live numbers, on by default, against the same set-up without them.
+DASHBOARD_BASE, DASHBOARD_OFF = "meshgate-1w-typical", "meshgate-1w-typical-nodashboard"
+DASHBOARD_TARGET = 0.97
 
 
 def _ratio(value: float | None, base: float | None) -> str:
@@ -81,6 +84,24 @@ def security_lines(summary: list[dict[str, Any]]) -> list[str]:
         ]
         break
     return lines
+
+
+def dashboard_lines(summary: list[dict[str, Any]]) -> list[str]:
+    """The live numbers' price: typical (they are on by default) ÷ typical without them."""
+    for workload in dict.fromkeys(row["workload"] for row in summary):
+        with_ = _row_for(summary, workload, DASHBOARD_BASE)
+        without = _row_for(summary, workload, DASHBOARD_OFF)
+        if with_ is None or without is None:
+            continue
+        return [
+            f"**The dashboard's live numbers** ({workload}): {DASHBOARD_BASE} (kept, the "
+            f"default) ÷ {DASHBOARD_OFF} (`GATEWAY_DASHBOARD=false`): req/s "
+            f"{_ratio(with_['rps'], without['rps'])} ({with_['rps']:.0f} ÷ "
+            f"{without['rps']:.0f}; target ≥ {DASHBOARD_TARGET:.2f}×), CPU µs/req "
+            f"{_ratio(with_['cpu_us'], without['cpu_us'])}.",
+            "",
+        ]
+    return []
 
 
 def _added(value: float, direct: dict[str, Any] | None, key: str, scale: float = 1.0) -> str:
@@ -239,6 +260,7 @@ def markdown(result: dict[str, Any], chart: Path | None) -> str:
             )
         lines.append("")
     lines += security_lines(summary)
+    lines += dashboard_lines(summary)
     lines += sidecar_lines(summary)
     lines += mesh_client_lines(result.get("mesh_client"))
     transfer = result.get("transfer") or {}

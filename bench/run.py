@@ -302,6 +302,8 @@ OBSERVABILITY_VARIANTS: dict[str, dict[str, str]] = {
         "OTEL_TRACES_SAMPLER": "parentbased_always_on",
         "GATEWAY_TRACING_EXPORTER": "thread",
     },
+    # Without the dashboard's live numbers (the default keeps them): their price.
+    "meshgate-1w-typical-nodashboard": {"GATEWAY_DASHBOARD": "false"},
 }
 
 
