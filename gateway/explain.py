@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from gateway.baggage import inbound_lane
 from gateway.engine.request_head import RequestHead
@@ -212,7 +213,17 @@ class Explainer:
         table = self._table()
         # The live lookup itself, Weight groups drawn from copies of their generators.
         exchange.weight_choices = WeightForecast(_weight_groups(table))
-        matched = table.match(exchange)
+        try:
+            matched = table.match(exchange)
+        except Exception as exc:  # a plugin's predicate: the real request gets a 500
+            matched = None
+            failure: dict[str, Any] | None = {
+                "filter": None,
+                "status": 500,
+                "reason": f"a predicate raised {type(exc).__name__}: {exc}",
+            }
+        else:
+            failure = None
         captured = dict(exchange.uri_variables)
         out: dict[str, Any] = {
             "request": _request_view(exchange, described),
@@ -227,7 +238,11 @@ class Explainer:
             "notes": notes,
         }
         if matched is None:
-            out["answeredBy"] = {"filter": None, "status": 404, "reason": "no route matched"}
+            out["answeredBy"] = failure or {
+                "filter": None,
+                "status": 404,
+                "reason": "no route matched",
+            }
             return out
         exchange.uri_variables.clear()
         exchange.uri_variables.update(captured)
@@ -261,6 +276,12 @@ class Explainer:
         hosts = [v for n, v in fields if n.lower() == b"host"]
         if len(hosts) > 1:
             raise ExplainInputError("more than one Host header")
+        if not hosts and not described.url.startswith("/"):
+            # An absolute URL names the host; HTTP/1.1 still wants the field.
+            authority = urlsplit(described.url).netloc.rpartition("@")[2]
+            if authority:
+                fields.append((b"Host", authority.encode("latin-1")))
+                hosts = [fields[-1][1]]
         if not hosts and described.url.startswith("/"):
             # An origin-form URL without a Host header: HTTP/1.1 needs one.
             name, port = self._server()
@@ -354,6 +375,13 @@ class Explainer:
                     "filter": view["name"],
                     "status": exc.status,
                     "reason": str(exc),
+                }
+                return True, retarget
+            except Exception as exc:  # a plugin's filter: the request would get a 500
+                out["answeredBy"] = {
+                    "filter": view["name"],
+                    "status": 500,
+                    "reason": f"raised {type(exc).__name__}: {exc}",
                 }
                 return True, retarget
             view["effect"] = _changes(before, _request_state(exchange))
