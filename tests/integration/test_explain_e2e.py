@@ -9,13 +9,16 @@ state, or drew from the wrong generator, disagrees within a few requests."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from tests.conftest import MakeGateway
+from tests.support.gateway import RunningGateway, start_gateway
 from tests.support.upstream import Upstream, start_upstream
 
 NAMES = ("shop-1", "shop-2", "shop-3", "rand-1", "rand-2", "weighted-1", "weighted-2")
@@ -111,10 +114,22 @@ REQUESTS: list[dict[str, Any]] = [
 ]
 
 
+@pytest.mark.parametrize("seed", [7, 11, 12])
 async def test_explained_route_and_instance_are_what_the_request_gets(
-    make_gateway: MakeGateway, upstreams: dict[str, Upstream]
+    upstreams: dict[str, Upstream], tmp_path: Path, seed: int
 ) -> None:
-    gateway = await make_gateway(document(upstreams))
+    # Seeded, so every draw's both sides come up (checked below); the forecast is a copy of
+    # the gateway's own generators whatever the seed.
+    config = tmp_path / "routes.yml"
+    config.write_text(document(upstreams))
+    running = await start_gateway(config, rng=random.Random(seed))
+    try:
+        await check_twenty_requests(running, upstreams)
+    finally:
+        await running.gateway.stop()
+
+
+async def check_twenty_requests(gateway: RunningGateway, upstreams: dict[str, Upstream]) -> None:
     by_port = {server.port: name for name, server in upstreams.items()}
     seen_routes: set[str] = set()
     seen_instances: set[str] = set()

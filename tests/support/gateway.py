@@ -4,6 +4,7 @@ workers, memory)."""
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -38,7 +39,10 @@ class RunningGateway:
         return f"http://127.0.0.1:{self.gateway.management_port}"
 
 
-async def start_gateway(config_file: Path | None, **settings: Any) -> RunningGateway:
+async def start_gateway(
+    config_file: Path | None, *, rng: random.Random | None = None, **settings: Any
+) -> RunningGateway:
+    """``rng``: the gateway's generator (a seed makes its draws repeatable)."""
     values: dict[str, Any] = {
         "host": "127.0.0.1",
         "port": 0,
@@ -50,7 +54,7 @@ async def start_gateway(config_file: Path | None, **settings: Any) -> RunningGat
     found = Factories.builtin()
     # As the process does: the route file's Spring start-up settings under explicit ones.
     resolved = with_document_settings(load_settings(**values), found)
-    gateway = Gateway(resolved, found)
+    gateway = Gateway(resolved, found, rng=rng)
     gateway.load()
     await gateway.start()
     return RunningGateway(gateway)
