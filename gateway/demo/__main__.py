@@ -19,6 +19,7 @@ TRY = """
 meshgate demo is running.
   proxy       http://127.0.0.1:{port}
   management  http://127.0.0.1:{mport}
+  dashboard   http://127.0.0.1:{mport}/dashboard
   routes      {routes}
 
 Try:
@@ -35,6 +36,9 @@ Try:
   curl -s http://127.0.0.1:{mport}/actuator/health
   curl -s http://127.0.0.1:{mport}/actuator/gateway/services | python3 -m json.tool
   curl -s http://127.0.0.1:{mport}/actuator/prometheus | grep meshgate_requests_total
+  # why a request goes where it goes: route verdicts, filters, the next instance
+  curl -s 'http://127.0.0.1:{mport}/actuator/gateway/explain?url=/api/orders/42'
+  {meshgate} explain {routes} GET /canary/x
   # every request above is also one JSON access-log line on this terminal
   WebSocket echo (lb:ws://echo): ws://127.0.0.1:{port}/ws/chat
 
@@ -63,7 +67,13 @@ async def main() -> int:
         loop.add_signal_handler(sig, stop.set)
     await asyncio.sleep(1.0)
     if gateway.returncode is None:
-        text = TRY.format(port=proxy_port, mport=management_port, routes=env["GATEWAY_CONFIG"])
+        text = TRY.format(
+            port=proxy_port,
+            mport=management_port,
+            routes=env["GATEWAY_CONFIG"],
+            # The command beside this interpreter: the demo's venv need not be on PATH.
+            meshgate=Path(sys.executable).parent / "meshgate",
+        )
         print(text, flush=True)
     waiter = asyncio.create_task(gateway.wait())
     stopper = asyncio.create_task(stop.wait())
