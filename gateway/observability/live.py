@@ -242,6 +242,9 @@ class LiveStats:
         self._inflight = InFlight()
         self._started: float | None = None
         self.sampled_at: float | None = None
+        # Per slot, from when its counts run: the sample before its first one (a sample
+        # carries the growth since the previous sample, which may lie in the slot before).
+        self._began: list[tuple[int, float]] = [(-1, 0.0)] * SLOTS
 
     def sample(self, snapshots: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
         """Add each worker's growth since its previous snapshot (a worker seen for the first
@@ -250,6 +253,9 @@ class LiveStats:
         if self._started is None:
             self._started = now
         slot = int(now // SLOT)
+        if self._began[slot % SLOTS][0] != slot:
+            previous = self.sampled_at if self.sampled_at is not None else now
+            self._began[slot % SLOTS] = (slot, previous)
         inflight = InFlight()
         for source, snapshot in snapshots:
             before = self._previous.get(source)
@@ -297,10 +303,10 @@ class LiveStats:
 
     # -- reading ------------------------------------------------------------------------------
     def totals(self) -> dict[str, Any]:
-        slot, elapsed = self._now()
+        slot = self._now()[0]
         out: dict[str, Any] = {"inFlight": self._inflight.total}
         for name, slots in WINDOWS:
-            out[name] = _window(self._total.window(slot, slots), self._span(slots, elapsed))
+            out[name] = _window(self._total.window(slot, slots), self._span(slot, slots))
         return out
 
     def route(self, route: str) -> dict[str, Any]:
@@ -309,17 +315,17 @@ class LiveStats:
         out: dict[str, Any] = {"inFlight": self._inflight.routes.get(route, 0)}
         for name, slots in WINDOWS:
             row = ring.window(slot, slots) if ring is not None else [0.0] * _R
-            out[name] = _window(row, self._span(slots, elapsed))
+            out[name] = _window(row, self._span(slot, slots))
         out["series"] = self._series(ring, slot, elapsed, full=False)
         return out
 
     def instance(self, service: str, instance: str) -> dict[str, Any]:
-        slot, elapsed = self._now()
+        slot = self._now()[0]
         ring = self._instances.get((service, instance))
         out: dict[str, Any] = {"inFlight": self._inflight.instances.get((service, instance), 0)}
         for name, slots in WINDOWS:
             row = ring.window(slot, slots) if ring is not None else [0.0] * _I
-            window = _window(row, self._span(slots, elapsed))
+            window = _window(row, self._span(slot, slots))
             window["attempts"] = int(row[_ATTEMPTS])
             window["failedAttempts"] = int(row[_FAILED])
             out[name] = window
@@ -361,17 +367,24 @@ class LiveStats:
         return out
 
     def _now(self) -> tuple[int, float]:
+        """The current slot and the seconds its counts cover so far."""
         now = self.sampled_at if self.sampled_at is not None else self._clock()
         slot = int(now // SLOT)
-        return slot, max(now - slot * SLOT, 0.001)
+        return slot, max(now - self._begin(slot), 0.001)
 
-    def _span(self, slots: int, elapsed: float) -> float:
-        """Seconds a window covers: its full slots and the current one so far, but never
-        more than the time since the first sample."""
-        span = (slots - 1) * SLOT + elapsed
-        if self._started is not None and self.sampled_at is not None:
-            span = min(span, max(self.sampled_at - self._started, elapsed))
-        return span
+    def _begin(self, slot: int) -> float:
+        ident, began = self._began[slot % SLOTS]
+        return began if ident == slot else slot * SLOT
+
+    def _span(self, slot: int, slots: int) -> float:
+        """Seconds a window of ``slots`` ending with the current one covers: from when its
+        oldest slot's counts run (never before the first sample) to the last sample."""
+        now = self.sampled_at if self.sampled_at is not None else self._clock()
+        oldest = slot - slots + 1
+        begin = self._begin(oldest)
+        if self._started is not None:
+            begin = max(begin, self._started)
+        return max(now - begin, 0.001)
 
 
 def _window(row: list[float], span: float) -> dict[str, Any]:

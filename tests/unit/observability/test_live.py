@@ -79,6 +79,23 @@ def test_windows_rates_and_errors_from_one_worker() -> None:
     assert all(t % SLOT == 0 for t in series["timestamps"])
 
 
+def test_the_slot_still_filling_is_rated_over_the_time_its_counts_cover() -> None:
+    # Samples a second apart, a quarter of a second past each slot boundary: the first sample
+    # of a slot carries a second of requests of which three quarters came before the slot.
+    clock = Clock(1_000_000.25)
+    counters = LiveCounters()
+    stats = LiveStats(clock)
+    stats.sample([("1", counters.snapshot(InFlight()))])
+    rates: list[float] = []
+    for _ in range(40):
+        clock.now += 1.0
+        counters.requests("r", None, None, 200, 10.0, buckets(0.001, 10))
+        stats.sample([("1", counters.snapshot(InFlight()))])
+        rates.append(stats.series()["rate"][-1])
+        assert stats.totals()["1m"]["rate"] == pytest.approx(10.0)
+    assert rates == pytest.approx([10.0] * 40)
+
+
 def test_old_slots_leave_the_window_and_idle_routes_are_forgotten() -> None:
     clock = Clock()
     counters = LiveCounters()
