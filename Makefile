@@ -9,7 +9,7 @@ SCG_JAR := bench/peers/scg/target/scg-peer.jar
 SCG_TEST_JAR := tests/peers/scg/target/scg-test-peer.jar
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: help install lint consul redis scg-test-peer test-peers test test-fast demo demo-mesh clean bench bench-quick \
+.PHONY: help install lint consul redis chromium scg-test-peer test-peers test test-fast demo demo-mesh clean bench bench-quick \
   bench-profile bench-deps mypyc docker test-docker
 
 help:
@@ -68,11 +68,17 @@ redis:
 	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server; }
 
-test: lint consul redis test-peers
+# Debian's Chromium: the dashboard's browser tests drive it headless through Playwright's Python
+# package with executable_path (Playwright downloads no browser).
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+
+test: lint consul redis chromium test-peers
 	$(VENV)/bin/pytest -q
 
 # Skips the multi-hundred-MiB transfer tests; for the edit-test loop only.
-test-fast: $(STAMP) consul redis
+test-fast: $(STAMP) consul redis chromium
 	$(VENV)/bin/pytest -q -m "not slow"
 
 # The images install from a wheelhouse built here (meshgate, its dependencies and
