@@ -139,6 +139,31 @@ async def test_the_stream_sends_a_sample_a_second_and_ends_with_the_gateway(
         assert time.monotonic() - started < 5.0
 
 
+async def test_streams_are_bounded(
+    make_gateway: MakeGateway, pair: tuple[Upstream, Upstream]
+) -> None:
+    gateway = await make_gateway(routes(*pair))
+    url = f"{gateway.management_url}/actuator/gateway/stats/stream"
+    async with aiohttp.ClientSession() as session:
+        held = [await session.get(url) for _ in range(16)]
+        try:
+            assert {response.status for response in held} == {200}
+            async with session.get(url) as refused:
+                assert refused.status == 503
+                assert "16 stat streams" in (await refused.json())["message"]
+        finally:
+            for response in held:
+                response.close()
+        # A closed stream frees its place.
+        deadline = time.monotonic() + 5
+        while True:
+            async with session.get(url) as again:
+                if again.status == 200 or time.monotonic() > deadline:
+                    assert again.status == 200
+                    break
+            await asyncio.sleep(0.2)
+
+
 async def test_config_names_the_sources_and_the_last_refused_reload(
     make_gateway: MakeGateway, pair: tuple[Upstream, Upstream], tmp_path: Path
 ) -> None:
