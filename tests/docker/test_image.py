@@ -172,6 +172,23 @@ async def test_healthy_container_routes_as_non_root(gateway: Container) -> None:
     assert "meshgate" in proc_file(int(state["Pid"]), "cmdline")
 
 
+async def test_the_image_serves_the_dashboard_from_the_wheel(gateway: Container) -> None:
+    # Package data: the page and the vendored chart library are in the installed wheel.
+    base = f"http://127.0.0.1:{gateway.management_port}"
+    async with aiohttp.ClientSession() as session:
+        for path in (
+            "/dashboard",
+            "/dashboard/dashboard.js",
+            "/dashboard/vendor/uPlot.iife.min.js",
+        ):
+            async with session.get(base + path) as resp:
+                assert resp.status == 200, path
+                assert len(await resp.read()) > 500, path
+        async with session.get(base + "/actuator/gateway/stats") as resp:
+            assert resp.status == 200
+            assert "totals" in await resp.json()
+
+
 async def test_docker_stop_finishes_in_flight_requests_and_exits_0(gateway: Container) -> None:
     async def slow(session: aiohttp.ClientSession) -> int:
         async with session.get(f"{gateway.url}/delay/2") as resp:
