@@ -31,7 +31,14 @@ from gateway.baggage import inbound_lane
 from gateway.engine.request_head import RequestHead
 from gateway.errors import GatewayError, from_call_error
 from gateway.exchange import Destination, Exchange
-from gateway.extension import GatewayFilter, SyncFilter, Verdict, WeightForecast, WrappingFilter
+from gateway.extension import (
+    GatewayFilter,
+    NotPreviewed,
+    SyncFilter,
+    Verdict,
+    WeightForecast,
+    WrappingFilter,
+)
 from gateway.filters.lane import LaneStrict
 from gateway.filters.request_uri import ChangeRequestUri
 from gateway.predicates.weight import WeightPredicate
@@ -71,8 +78,14 @@ class ExplainRequest:
             raise ExplainInputError(
                 f"url {self.url!r} must start with / or be an absolute http(s):// URL"
             )
-        if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in self.url):
-            raise ExplainInputError("url must not contain spaces or control characters")
+        if any(ord(c) <= 0x20 or ord(c) >= 0x7F for c in self.url):
+            raise ExplainInputError(
+                "url must be ASCII without spaces or control characters (percent-encode the rest)"
+            )
+        try:
+            urlsplit(self.url)
+        except ValueError as exc:
+            raise ExplainInputError(f"url {self.url!r} is not a URL: {exc}") from None
         if len(self.headers) + len(self.cookies) > _MAX_FIELDS:
             raise ExplainInputError(f"at most {_MAX_FIELDS} headers and cookies")
         for name, value in self.headers:
@@ -80,11 +93,13 @@ class ExplainRequest:
                 raise ExplainInputError(f"header name {name!r} is not a token")
             if any(c in value for c in "\r\n\0"):
                 raise ExplainInputError(f"header {name} has a line break or NUL in its value")
+            _latin1(value, f"header {name}")
         for name, value in self.cookies:
             if not _TOKEN.fullmatch(name):
                 raise ExplainInputError(f"cookie name {name!r} is not a token")
             if any(c in value for c in ";\r\n\0"):
                 raise ExplainInputError(f"cookie {name} has ';', a line break or NUL in its value")
+            _latin1(value, f"cookie {name}")
         try:
             ipaddress.ip_address(self.remote_address)
         except ValueError:
@@ -135,6 +150,16 @@ class ExplainRequest:
             cookies=_pairs(data.get("cookies"), "cookies"),
             remote_address=remote,
         )
+
+
+def _latin1(value: str, what: str) -> None:
+    """HTTP/1.1 field values are bytes; the gateway reads them as ISO-8859-1."""
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ExplainInputError(
+            f"{what} has a character outside ISO-8859-1 (send its UTF-8 bytes encoded)"
+        ) from None
 
 
 def parse_header(text: str) -> tuple[str, str]:
@@ -269,7 +294,7 @@ class Explainer:
             cookie = "; ".join(f"{n}={v}" for n, v in described.cookies)
             fields.append((b"Cookie", cookie.encode("latin-1")))
         head = RequestHead()
-        target = described.url.encode("latin-1", "replace")
+        target = described.url.encode("ascii")
         head.target = [target]
         head.target_len = len(target)
         head.fields = fields
@@ -370,6 +395,9 @@ class Explainer:
             before = _request_state(exchange)
             try:
                 response = gateway_filter.preview(exchange)
+            except NotPreviewed as said:
+                view["effect"] = str(said)
+                continue
             except GatewayError as exc:
                 out["answeredBy"] = {
                     "filter": view["name"],

@@ -50,6 +50,7 @@ __all__ = [
     "Handler",
     "Headers",
     "InternalForward",
+    "NotPreviewed",
     "Predicate",
     "PredicateFactory",
     "Request",
@@ -146,7 +147,9 @@ class SyncFilter(GatewayFilter):
 
     def preview(self, exchange: Exchange) -> Response | None:
         """What ``pre`` would do to this exchange, for the explain API: the same, but moving no
-        state outside the exchange (a random draw comes from a copy of the generator)."""
+        state outside the exchange (a random draw comes from a copy of the generator). A
+        filter whose ``pre`` spends something (a rate-limit token) raises ``NotPreviewed``
+        saying what it would have done; one whose ``pre`` moves nothing needs no override."""
         return self.pre(exchange)
 
     @property
@@ -156,6 +159,11 @@ class SyncFilter(GatewayFilter):
     @property
     def has_post(self) -> bool:
         return type(self).post is not SyncFilter.post
+
+
+class NotPreviewed(Exception):
+    """Raised by ``SyncFilter.preview`` when the filter cannot be run without moving state;
+    the message is what the explain API shows instead."""
 
 
 class WrappingFilter(GatewayFilter):

@@ -39,7 +39,14 @@ from gateway.config.args import Args
 from gateway.config.schema import RateLimiterSettings
 from gateway.config.spring import canonical
 from gateway.exchange import Exchange, Handler, Response
-from gateway.extension import BuildContext, FilterFactory, GatewayFilter, SyncFilter, WrappingFilter
+from gateway.extension import (
+    BuildContext,
+    FilterFactory,
+    GatewayFilter,
+    NotPreviewed,
+    SyncFilter,
+    WrappingFilter,
+)
 from gateway.filters.describe import filter_text
 from gateway.filters.local_response import json_error
 from gateway.filters.status import parse_status
@@ -289,6 +296,12 @@ class LocalRequestRateLimiter(SyncFilter):
         if refusal is None:
             exchange.attributes[self._slot] = decision
         return refusal
+
+    def preview(self, exchange: Exchange) -> Response | None:
+        # A decision takes a token (and is counted): the explain API must not spend one.
+        key = self._verdicts.resolver.resolve(exchange)
+        said = f"the bucket of key {key!r}" if key else "no key (the empty-key rule decides)"
+        raise NotPreviewed(f"not run: it would take a token from {said}")
 
     def post(self, exchange: Exchange, response: Response) -> None:
         decision = exchange.attributes.get(self._slot)

@@ -34,7 +34,7 @@ def add_routes(app: web.Application, key: web.AppKey[ManagementView]) -> None:
             return error_response(413, f"the body is over {MAX_BODY} bytes", request.path)
         try:
             data = json.loads(raw or b"null")
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
             return error_response(400, f"the body is not JSON: {exc}", request.path)
         return _answer(request, key, lambda: ExplainRequest.from_json(data))
 

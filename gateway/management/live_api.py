@@ -25,6 +25,7 @@ from gateway.management.responses import error_response, json_response
 from gateway.management.view import ManagementView
 
 STREAM_INTERVAL = 1.0
+WRITE_TIMEOUT = 5.0
 # Each stream costs a task and a JSON document a second: a handful of dashboards is plenty.
 MAX_STREAMS = 16
 
@@ -184,8 +185,15 @@ def add_routes(app: web.Application, key: web.AppKey[ManagementView], *, stats: 
             # The stream ends with the gateway's drain, so shutdown never waits on it.
             while gw.serving:
                 data = streams.document(gw)
-                await response.write(f"event: stats\ndata: {data}\n\n".encode())
+                # A reader that stopped reading would block the write for ever (and hold a
+                # place and the drain): it gets a few seconds, then the connection goes.
+                await asyncio.wait_for(
+                    response.write(f"event: stats\ndata: {data}\n\n".encode()), WRITE_TIMEOUT
+                )
                 await asyncio.sleep(STREAM_INTERVAL)
+        except TimeoutError:
+            if request.transport is not None:
+                request.transport.abort()
         except (ConnectionResetError, ConnectionError):
             pass  # the dashboard went away
         finally:

@@ -43,6 +43,7 @@ _FAILED = _R + 1
 InstanceKey = tuple[str, str]  # (service, instance id)
 
 FILE_PREFIX = LIVE_PREFIX
+FORGET = 360.0  # seconds: idle counter rows and vanished workers are forgotten after this
 
 
 @dataclass(slots=True)
@@ -81,13 +82,20 @@ def in_flight(exchanges: Iterable[Exchange]) -> InFlight:
 
 
 class LiveCounters:
-    """One worker's cumulative counts since it started, fed at each metrics flush."""
+    """One worker's cumulative counts since it started (``since``, wall seconds), fed at
+    each metrics flush. A row that has not grown for one to two ``FORGET`` periods is
+    dropped, so routes and instances that came and went do not pile up (a reader sees a row
+    that comes back as a new one: it starts from zero)."""
 
-    __slots__ = ("instances", "routes")
+    __slots__ = ("_clock", "_grown", "_pruned", "instances", "routes", "since")
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self.since = clock()
         self.routes: dict[str, list[float]] = {}
         self.instances: dict[InstanceKey, list[float]] = {}
+        self._grown: set[str | InstanceKey] = set()
+        self._pruned = self.since
 
     def requests(
         self,
@@ -100,12 +108,14 @@ class LiveCounters:
     ) -> None:
         """``buckets``: the flushed row's per-bucket counts (``len(BOUNDS) + 1``)."""
         errors = count if status >= 500 else 0.0
+        self._grown.add(route)
         row = self.routes.get(route)
         if row is None:
             row = self.routes[route] = [0.0] * _R
         _add(row, count, errors, buckets)
         if service is not None and instance is not None:
             key = (service, instance)
+            self._grown.add(key)
             irow = self.instances.get(key)
             if irow is None:
                 irow = self.instances[key] = [0.0] * _I
@@ -114,6 +124,7 @@ class LiveCounters:
     def attempts(self, service: str, instance: str, status_class: int, count: int) -> None:
         """``status_class``: 2 for 2xx ..., 0 when no response came."""
         key = (service, instance)
+        self._grown.add(key)
         row = self.instances.get(key)
         if row is None:
             row = self.instances[key] = [0.0] * _I
@@ -123,7 +134,15 @@ class LiveCounters:
 
     def snapshot(self, inflight: InFlight) -> dict[str, Any]:
         """What a worker publishes: its counters and its requests in flight (JSON-ready)."""
+        now = self._clock()
+        if now - self._pruned >= FORGET:
+            grown = self._grown
+            self.routes = {k: row for k, row in self.routes.items() if k in grown}
+            self.instances = {k: row for k, row in self.instances.items() if k in grown}
+            self._grown = set()
+            self._pruned = now
         return {
+            "since": self.since,
             "routes": self.routes,
             "instances": [[s, i, row] for (s, i), row in self.instances.items()],
             "inflight": {
@@ -240,8 +259,10 @@ class LiveStats:
         self._instances: dict[InstanceKey, _Ring] = {}
         self._total = _Ring(_R)
         self._inflight = InFlight()
-        self._started: float | None = None
+        # When these rings began: the first sample's counts run from here.
+        self._started: float | None = clock()
         self.sampled_at: float | None = None
+        self._seen: dict[str, float] = {}
         # Per slot, from when its counts run: the sample before its first one (a sample
         # carries the growth since the previous sample, which may lie in the slot before).
         self._began: list[tuple[int, float]] = [(-1, 0.0)] * SLOTS
@@ -254,12 +275,17 @@ class LiveStats:
             self._started = now
         slot = int(now // SLOT)
         if self._began[slot % SLOTS][0] != slot:
-            previous = self.sampled_at if self.sampled_at is not None else now
+            previous = self.sampled_at if self.sampled_at is not None else self._started
             self._began[slot % SLOTS] = (slot, previous)
         inflight = InFlight()
         for source, snapshot in snapshots:
             before = self._previous.get(source)
             self._previous[source] = _copied(snapshot)
+            self._seen[source] = now
+            if before is None and _older(snapshot, self._started):
+                # A worker that was counting long before these rings began (this management
+                # worker was restarted): its history is not this second's. Baseline only.
+                continue
             self._grow(slot, snapshot, before)
             seen = snapshot.get("inflight") or {}
             for route, count in (seen.get("routes") or {}).items():
@@ -270,6 +296,9 @@ class LiveStats:
         self._inflight = inflight
         self.sampled_at = now
         self._forget_idle(slot)
+        for source in [s for s, seen in self._seen.items() if now - seen > FORGET]:
+            del self._seen[source]  # a worker gone for good (its file was removed)
+            self._previous.pop(source, None)
 
     def _grow(
         self, slot: int, snapshot: Mapping[str, Any], before: Mapping[str, Any] | None
@@ -402,6 +431,12 @@ def _window(row: list[float], span: float) -> dict[str, Any]:
 def _seconds(value: float | None) -> float | None:
     """To the microsecond: the buckets say no more than that."""
     return round(value, 6) if value is not None else None
+
+
+def _older(snapshot: Mapping[str, Any], started: float | None) -> bool:
+    """The source started counting more than a slot before ``started``."""
+    since = snapshot.get("since")
+    return isinstance(since, int | float) and started is not None and since < started - SLOT
 
 
 def _delta(row: list[float], before: list[float] | None) -> list[float] | None:

@@ -20,13 +20,19 @@ LIVE_PREFIX = "live-"
 
 
 def prepare() -> str:
-    """Use ``PROMETHEUS_MULTIPROC_DIR`` when set (emptied: stale files from an earlier run
-    would be summed in), else a fresh temporary directory. Returns the directory."""
+    """Use ``PROMETHEUS_MULTIPROC_DIR`` when set (emptied of our files: stale ones from an
+    earlier run, metrics and live numbers alike, would be summed in), else a fresh temporary
+    directory. Returns the directory."""
     configured = os.environ.get(ENV)
     if configured:
         directory = Path(configured)
         directory.mkdir(parents=True, exist_ok=True)
-        for stale in directory.glob("*.db"):
+        stale_files = [
+            *directory.glob("*.db"),
+            *directory.glob(f"{LIVE_PREFIX}*.json"),
+            *directory.glob(f"{LIVE_PREFIX}*.tmp"),
+        ]
+        for stale in stale_files:
             stale.unlink()
         return str(directory)
     directory_str = tempfile.mkdtemp(prefix="meshgate-metrics-")

@@ -10,9 +10,11 @@ instance's points stay put when others come and go.
 from __future__ import annotations
 
 import bisect
+import copy
 import hashlib
 import math
 from collections.abc import Hashable, Sequence
+from typing import Any
 
 from resilience.balancer.base import LoadBalancer
 from resilience.endpoint import E
@@ -54,6 +56,18 @@ class ConsistentHash:
         self._ring_of: tuple[tuple[str, int], ...] | None = None
         self._points: list[int] = []
         self._owners: list[int] = []  # index into the candidate sequence the ring was built for
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ConsistentHash:
+        """A copy that chooses as this one would (``InstancePicker.preview``): the ring is
+        shared, not copied (it is replaced on a rebuild, never changed in place, and can hold
+        hundreds of thousands of points); the fallback's position is copied."""
+        twin = ConsistentHash.__new__(ConsistentHash)
+        twin._fallback = copy.deepcopy(self._fallback, memo)
+        twin._vnodes = self._vnodes
+        twin._ring_of = self._ring_of
+        twin._points = self._points
+        twin._owners = self._owners
+        return twin
 
     def choose(self, candidates: Sequence[E], key: Hashable | None = None) -> E | None:
         if not candidates:

@@ -209,6 +209,9 @@ async def test_explain_shows_the_verdicts_the_filters_and_the_forwarded_head(
         ({"url": "/a", "colour": "red"}, "unknown field(s) colour"),
         ({"url": "/a/%2e%2e/b"}, "would refuse"),
         ([1, 2], "must be a JSON object"),
+        ({"url": "/a", "headers": {"X": "\u20ac"}}, "outside ISO-8859-1"),
+        ({"url": "http://[::1/x"}, "is not a URL"),
+        ({"url": "http://\u20ac/x"}, "must be ASCII"),
     ],
 )
 async def test_a_bad_description_is_a_400_that_says_what(
@@ -223,3 +226,52 @@ async def test_a_bad_description_is_a_400_that_says_what(
         error = await answer.json()
     assert message in error["message"]
     assert error["path"] == "/actuator/gateway/explain"
+
+
+async def test_a_deeply_nested_body_is_a_400(
+    make_gateway: MakeGateway, upstreams: dict[str, Upstream]
+) -> None:
+    gateway = await make_gateway(document(upstreams))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{gateway.management_url}/actuator/gateway/explain",
+            data="[" * 60_000,
+            headers={"Content-Type": "application/json"},
+        ) as answer,
+    ):
+        assert answer.status == 400
+
+
+async def test_explaining_spends_no_rate_limit_token(
+    make_gateway: MakeGateway, upstreams: dict[str, Upstream]
+) -> None:
+    gateway = await make_gateway(
+        f"""
+        routes:
+          - id: limited
+            uri: {upstreams["shop-1"].url}
+            predicates: [Path=/rl/**]
+            filters:
+              - name: RequestRateLimiter
+                args:
+                  redis-rate-limiter.replenishRate: 1
+                  redis-rate-limiter.burstCapacity: 1
+                  key-resolver: header:X-Api-Key
+        """
+    )
+    explain = f"{gateway.management_url}/actuator/gateway/explain"
+    async with aiohttp.ClientSession() as session:
+        for _ in range(3):
+            async with session.post(
+                explain, json={"url": "/rl/1", "headers": {"X-Api-Key": "k"}}
+            ) as answer:
+                explained = await answer.json()
+            assert explained["answeredBy"] is None
+            (limiter,) = explained["filters"]
+            assert limiter["effect"] == "not run: it would take a token from the bucket of key 'k'"
+        # The one token of the bucket is still there for the real request.
+        async with session.get(f"{gateway.url}/rl/1", headers={"X-Api-Key": "k"}) as real:
+            assert real.status == 200
+        async with session.get(f"{gateway.url}/rl/1", headers={"X-Api-Key": "k"}) as second:
+            assert second.status == 429

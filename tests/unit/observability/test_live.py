@@ -3,10 +3,12 @@ bucket quantiles, several workers and a worker that restarts, on an injected clo
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gateway.observability import multiprocess
 from gateway.observability.buckets import BUCKETS
 from gateway.observability.live import SLOT, InFlight, LiveCounters, LiveStats, quantile
 from gateway.observability.metrics import Metrics
@@ -156,3 +158,55 @@ def test_metrics_flush_feeds_the_counters_per_route_and_instance() -> None:
     assert [s for s, _, _ in snapshot["instances"]] == ["orders", "orders"]
     # The failed attempt (no answer) is counted on its instance.
     assert counters.instances[("orders", "o-1")][-2:] == [1.0, 1.0]
+
+
+def test_the_first_sample_is_rated_from_when_the_rings_began() -> None:
+    clock = Clock()
+    stats = LiveStats(clock)
+    counters = LiveCounters(clock)
+    counters.requests("r", None, None, 200, 100.0, buckets(0.001, 100))
+    clock.now += 1.0
+    stats.sample([("1", counters.snapshot(InFlight()))])
+    assert stats.totals()["1m"]["rate"] == pytest.approx(100.0)
+    assert stats.series()["rate"][-1] == pytest.approx(100.0)
+
+
+def test_a_restarted_management_worker_takes_older_workers_history_as_a_baseline() -> None:
+    clock = Clock()
+    veteran = LiveCounters(clock)  # counting for an hour before the rings began
+    veteran.requests("r", None, None, 200, 1e6, buckets(0.001, 1_000_000))
+    clock.now += 3600
+    stats = LiveStats(clock)
+    clock.now += 1
+    stats.sample([("7", veteran.snapshot(InFlight()))])
+    assert stats.route("r")["5m"]["requests"] == 0
+    veteran.requests("r", None, None, 200, 20.0, buckets(0.001, 20))
+    clock.now += 1
+    stats.sample([("7", veteran.snapshot(InFlight()))])
+    assert stats.route("r")["5m"]["requests"] == 20
+
+
+def test_idle_counter_rows_are_dropped_and_a_returning_row_counts_from_zero() -> None:
+    clock = Clock()
+    counters = LiveCounters(clock)
+    stats = LiveStats(clock)
+    counters.requests("old", "svc", "i-1", 200, 5.0, buckets(0.001, 5))
+    for _ in range(2 * 360 + 1):
+        clock.now += 1
+        stats.sample([("1", counters.snapshot(InFlight()))])
+    assert "old" not in counters.routes and ("svc", "i-1") not in counters.instances
+    counters.requests("old", "svc", "i-1", 200, 3.0, buckets(0.001, 3))
+    clock.now += 1
+    stats.sample([("1", counters.snapshot(InFlight()))])
+    assert stats.route("old")["1m"]["requests"] == 3
+    assert stats.instance("svc", "i-1")["1m"]["requests"] == 3
+
+
+def test_a_configured_metrics_directory_is_emptied_of_an_earlier_runs_live_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("live-123.json", "live-123.tmp", "counter_123.db", "keep.txt"):
+        (tmp_path / name).write_text("{}")
+    monkeypatch.setenv(multiprocess.ENV, str(tmp_path))
+    assert multiprocess.prepare() == str(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import random
 from collections import Counter
 from collections.abc import Hashable, Sequence
@@ -139,3 +140,15 @@ def test_weights_scale_share_and_drained_instances_are_off_the_ring() -> None:
     big = _ring()
     big.choose([Inst("a", weight=100), Inst("b", weight=100)], "k")
     assert len(big._points) == 2 * 160
+
+
+def test_a_deep_copy_shares_the_ring_and_chooses_as_the_original() -> None:
+    # InstancePicker.preview copies the balancer per explain: a ring of thousands of points
+    # must not be copied each time, and the copy must answer as the original does.
+    members = [Inst(f"i{i}", 1 + i % 5) for i in range(50)]
+    ring = ConsistentHash(RoundRobin(random.Random(2)))
+    ring.choose(members, "warm")
+    twin = copy.deepcopy(ring)
+    assert twin._points is ring._points
+    assert all(twin.choose(members, f"u{n}") is ring.choose(members, f"u{n}") for n in range(50))
+    assert twin.choose(members, None) is ring.choose(members, None)  # the fallback's position
