@@ -122,7 +122,13 @@ def _explain(args: argparse.Namespace) -> int:
     from gateway import plugins
     from gateway.app import Gateway
     from gateway.config.errors import ConfigErrors
-    from gateway.explain import ExplainInputError, ExplainRequest, explain_text, parse_header
+    from gateway.explain import (
+        ExplainInputError,
+        ExplainRequest,
+        explain_text,
+        parse_cookie,
+        parse_header,
+    )
     from gateway.settings import load_settings
 
     try:
@@ -130,7 +136,7 @@ def _explain(args: argparse.Namespace) -> int:
             method=args.method,
             url=args.url,
             headers=tuple(parse_header(text) for text in args.header),
-            cookies=tuple(_cookie(text) for text in args.cookie),
+            cookies=tuple(parse_cookie(text, "NAME=VALUE") for text in args.cookie),
             remote_address=args.remote_address,
         )
         settings = load_settings(
@@ -148,12 +154,3 @@ def _explain(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     print(json.dumps(explained, indent=2) if args.json else explain_text(explained))
     return EXIT_OK if explained["route"] is not None else EXIT_NO_ROUTE
-
-
-def _cookie(text: str) -> tuple[str, str]:
-    from gateway.explain import ExplainInputError
-
-    name, equals, value = text.partition("=")
-    if not equals or not name.strip():
-        raise ExplainInputError(f"cookie {text!r} is not NAME=VALUE")
-    return name.strip(), value.strip()

@@ -37,6 +37,7 @@ from gateway.extension import (
     SyncFilter,
     Verdict,
     WeightForecast,
+    WeightGroups,
     WrappingFilter,
 )
 from gateway.filters.lane import LaneStrict
@@ -121,7 +122,7 @@ class ExplainRequest:
             method=_one(query, "method", "GET"),
             url=_one(query, "url", ""),
             headers=tuple(parse_header(text) for text in query.get("header", ())),
-            cookies=tuple(_parse_cookie(text) for text in query.get("cookie", ())),
+            cookies=tuple(parse_cookie(text) for text in query.get("cookie", ())),
             remote_address=_one(query, "remoteAddress", "127.0.0.1"),
         )
 
@@ -170,10 +171,11 @@ def parse_header(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
-def _parse_cookie(text: str) -> tuple[str, str]:
+def parse_cookie(text: str, form: str = "'name=value'") -> tuple[str, str]:
+    """``name=value`` (curl's ``-b``); ``form`` is how the refusal spells what was wanted."""
     name, equals, value = text.partition("=")
     if not equals or not name.strip():
-        raise ExplainInputError(f"cookie {text!r} is not 'name=value'")
+        raise ExplainInputError(f"cookie {text!r} is not {form}")
     return name.strip(), value.strip()
 
 
@@ -483,7 +485,7 @@ class Explainer:
         out["forwarded"] = {"method": method, "path": path, "query": query, "headers": fields}
 
 
-def _weight_groups(table: RouteTable) -> Iterable[Any]:
+def _weight_groups(table: RouteTable) -> Iterable[WeightGroups]:
     for route in table:
         for predicate in route.predicates:
             if isinstance(predicate, WeightPredicate):
